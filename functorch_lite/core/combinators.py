@@ -11,7 +11,7 @@ from typing import Any, Callable
 import jax
 
 from .errors import ShapeError, format_error, scope
-from .module import Module, as_spec, child_scope, module_name
+from .module import Module, as_spec, module_name
 
 __all__ = ["Sequential", "Parallel", "Residual", "Lambda", "as_module"]
 
@@ -184,8 +184,3 @@ def _get(params, name):
         have = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ShapeError(format_error("Params", f"missing entry {name!r} (have {have})",
                                       hint="params must come from this model's init")) from None
-
-
-def scope(name):
-    from .errors import scope
-    return scope(name)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from .errors import ShapeError, format_error, scope
+from .errors import ShapeError, format_error
 
 __all__ = ["Module", "Params", "State", "as_spec", "output_spec", "without_state",
            "Stateless", "has_state", "check_rank", "module_name"]
@@ -171,8 +171,3 @@ def check_rank(x, ranks, what: str = "input", layer: str | None = None):
         want = " or ".join(str(r) for r in ranks)
         raise ShapeError(format_error(layer or "Layer",
                                       f"{what} rank expected {want}, got {x.ndim} (shape {tuple(x.shape)})"))
-
-
-def child_scope(i: int, child) -> Any:
-    """The ``scope`` of the i-th child of a combinator: ``'{i}_{name}'``."""
-    return scope(f"{i}_{module_name(child)}")
