@@ -1,0 +1,325 @@
+"""``fit``: the training loop over the jitted step, with History, callbacks and a progress bar.
+
+Arrays are moved to the device once; each epoch draws one permutation (seeded numpy), gathers the
+shuffled epoch on the device in one op, and every step slices its batch inside the compiled
+step, so a step costs one dispatch.  A last partial batch runs through the plain step (one extra
+compile in total, not one per epoch).  ``steps_per_execution=K`` runs K steps per compiled call
+with ``lax.scan`` (measure first: it is slower for CPU convolutions).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.errors import ConfigError
+from .state import TrainState
+from .step import make_eval_step, make_predict, make_train_step
+
+__all__ = ["Callback", "History", "fit", "evaluate", "predict", "Trainer"]
+
+
+class Callback:
+    """Base class of fit callbacks (Keras' hook names). ``self.trainer`` is set by fit; setting
+    ``self.trainer.stop_training = True`` ends training after the current epoch (or step)."""
+    trainer: Any = None
+
+    def set_trainer(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class History(Callback):
+    """Per-epoch logs: ``history.history['loss']``, ``['accuracy']``, ``['val_loss']``, ...;
+    ``history.epoch`` lists the epochs run; ``history.train_state`` is the final TrainState."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.train_state: TrainState | None = None
+        self.interrupted = False
+        self.compiles = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+
+    @property
+    def params(self):
+        return self.train_state.params
+
+    def __repr__(self):
+        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+def _check_positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        raise ConfigError(f"fit: {name} expected a positive int, got {v!r}")
+
+
+def _as_arrays(data, what):
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise ConfigError(f"{what}: expected a tuple (x, y) or (x, y, sample_weight) of arrays, "
+                          f"got {type(data).__name__}")
+    arrays = tuple(np.asarray(a) if not isinstance(a, jax.Array) else a for a in data)
+    n = {a.shape[0] for a in arrays}
+    if len(n) != 1:
+        raise ConfigError(f"{what}: x, y (and sample_weight) must have the same number of examples, "
+                          f"got {[a.shape[0] for a in arrays]}")
+    return arrays
+
+
+class Trainer:
+    """The state of one ``fit`` run, shared with callbacks (``stop_training``, ``train_state``)."""
+
+    def __init__(self, model, loss, optimizer, metrics):
+        self.model = model
+        self.train_step = make_train_step(model, loss, optimizer, metrics=metrics)
+        self.tx = self.train_step.tx
+        self.eval_step = make_eval_step(model, loss, metrics=metrics)
+        self.stop_training = False
+        self.train_state: TrainState | None = None
+        self._indexed = None
+        self._multi = {}
+
+    # One dispatch per step: the batch is sliced out of the device-resident epoch inside the jit.
+    def indexed_step(self, ts, xs, i):
+        if self._indexed is None:
+            raw, counter = self.train_step.raw, self.train_step.compiles
+
+            def body(ts, xs, i):
+                batch = tuple(jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False) for a in xs)
+                return raw(ts, batch)
+            self._indexed = jax.jit(body, donate_argnums=0)
+        return self._indexed(ts, xs, i)
+
+    def multi_step(self, ts, xs, i, k):
+        if k not in self._multi:
+            raw = self.train_step.raw
+
+            def body(ts, xs, i):
+                def one(ts, j):
+                    batch = tuple(jax.lax.dynamic_index_in_dim(a, j, 0, keepdims=False) for a in xs)
+                    return raw(ts, batch)
+                return jax.lax.scan(one, ts, i + jnp.arange(k))
+            self._multi[k] = jax.jit(body, donate_argnums=0)
+        return self._multi[k](ts, xs, i)
+
+
+class _RunningLogs:
+    """Per-step logs stay on the device; every ``every`` steps (and at the end) the pending ones
+    come to the host in one transfer and join size-weighted running sums."""
+
+    def __init__(self, every: int = 25):
+        self.every, self.pending, self.sums, self.weight = every, [], {}, 0.0
+        self.first_nonfinite = None
+        self.steps_done = 0
+
+    def add(self, logs, sizes):
+        self.pending.append((logs, sizes))
+        return len(self.pending) >= self.every
+
+    def flush(self):
+        if not self.pending:
+            return
+        host = jax.device_get([l for l, _ in self.pending])
+        for logs, (_, sizes) in zip(host, self.pending):
+            w = np.asarray(sizes, np.float64)
+            for k, v in logs.items():
+                v = np.atleast_1d(np.asarray(v, np.float64))
+                if k == "loss" and self.first_nonfinite is None and not np.all(np.isfinite(v)):
+                    self.first_nonfinite = self.steps_done + int(np.argmin(np.isfinite(v))) + 1
+                self.sums[k] = self.sums.get(k, 0.0) + float(np.sum(v * w))
+            self.steps_done += len(w)
+            self.weight += float(np.sum(w))
+        self.pending = []
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.weight for k, v in self.sums.items()} if self.weight else {}
+
+
+def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, key=None,
+        seed: int = 0, metrics=("accuracy",), validation_data=None, shuffle: bool = True,
+        callbacks: Sequence[Callback] = (), verbose: int = 1, steps_per_execution: int = 1,
+        train_state: TrainState | None = None, initial_epoch: int = 0,
+        stop_on_nan: bool = False) -> History:
+    """Train ``model`` and return a ``History`` (``.history`` dict, ``.train_state`` at the end).
+
+    ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays, or an iterable of such batches
+    (e.g. a ``DataLoader``, re-iterated each epoch).  ``loss``, ``optimizer`` and ``metrics``
+    take names (``'cross_entropy'``, ``'adam'``, ``'accuracy'``) or functions / optax
+    transformations.  ``KeyboardInterrupt`` stops after the last completed step and returns the
+    partial history (``history.interrupted``) with that step's weights.
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("steps_per_execution", steps_per_execution)
+    trainer = Trainer(model, loss, optimizer, metrics)
+    history = History()
+    cbs = [history, *callbacks]
+    for cb in cbs:
+        cb.set_trainer(trainer)
+
+    arrays = _as_arrays(data, "fit: data") if isinstance(data, (tuple, list)) else None
+    if train_state is None:
+        first = arrays[0] if arrays is not None else next(iter(data))[0]
+        spec = jax.ShapeDtypeStruct((batch_size,) + tuple(first.shape[1:]), first.dtype)
+        key = jax.random.key(seed) if key is None else key
+        train_state = TrainState.create(model, trainer.tx, key, spec)
+    ts = train_state
+    trainer.train_state = ts
+    rng = np.random.default_rng(seed)
+    dev = tuple(jax.device_put(a) for a in arrays) if arrays is not None else None
+
+    for cb in cbs:
+        cb.on_train_begin()
+    try:
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            logs, ts = _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle,
+                                  steps_per_execution, cbs, verbose, epoch, epochs, stop_on_nan)
+            trainer.train_state = ts
+            if validation_data is not None and not trainer.stop_training:
+                val = evaluate(model, ts, validation_data, batch_size=max(batch_size, 256),
+                               loss=loss, metrics=metrics, _eval_step=trainer.eval_step)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if verbose == 2 or (verbose == 1 and validation_data is not None):
+                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if trainer.stop_training:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        ts = trainer.train_state
+        if verbose:
+            print(f"fit: interrupted; keeping the weights of the last completed step "
+                  f"({int(ts.step)}) and the history so far")
+    trainer.train_state = ts
+    history.train_state = ts
+    history.compiles = trainer.train_step.compiles
+    for cb in cbs:
+        cb.on_train_end({})
+    return history
+
+
+def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose, epoch, epochs,
+               stop_on_nan):
+    run = _RunningLogs(every=1 if stop_on_nan else 25)
+    bar = None
+    if dev is not None:
+        n = dev[0].shape[0]
+        steps, rem = divmod(n, batch_size)
+        total = steps + (rem > 0)
+    else:
+        total = len(data) if hasattr(data, "__len__") else None
+    if verbose == 1:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc=f"Epoch {epoch + 1}/{epochs}", unit="step", leave=True,
+                   dynamic_ncols=True)
+    want_batch_cb = any(type(cb).on_train_batch_end is not Callback.on_train_batch_end or
+                        type(cb).on_train_batch_begin is not Callback.on_train_batch_begin for cb in cbs)
+
+    def after(i, ts_new, logs, size, count=1):
+        nonlocal ts
+        ts = ts_new
+        trainer.train_state = ts
+        if run.add(logs, [size] * count):
+            run.flush()
+            if stop_on_nan and run.first_nonfinite is not None:
+                trainer.stop_training = True
+                trainer.nan_step = int(ts.step) - run.steps_done + run.first_nonfinite
+                if verbose:
+                    print(f"fit: non-finite loss at step {trainer.nan_step} of epoch {epoch + 1}; "
+                          f"stopping (stop_on_nan=True)")
+            if bar is not None:
+                bar.set_postfix({kk: f"{v:.4f}" for kk, v in run.means().items()}, refresh=False)
+        if want_batch_cb:
+            for cb in cbs:
+                cb.on_train_batch_end(i, {kk: float(np.asarray(v).ravel()[-1]) for kk, v in logs.items()})
+        if bar is not None:
+            bar.update(count)
+
+    try:
+        if dev is not None:
+            idx = rng.permutation(n) if shuffle else np.arange(n)
+            full = tuple(a[jnp.asarray(idx[: steps * batch_size])].reshape((steps, batch_size) + a.shape[1:])
+                         for a in dev)
+            i = 0
+            while i < steps and not trainer.stop_training:
+                for cb in cbs if want_batch_cb else ():
+                    cb.on_train_batch_begin(i)
+                if k > 1 and i + k <= steps:
+                    ts_new, logs = trainer.multi_step(ts, full, jnp.int32(i), k)
+                    after(i + k - 1, ts_new, logs, batch_size, count=k)
+                    i += k
+                else:
+                    ts_new, logs = trainer.indexed_step(ts, full, jnp.int32(i))
+                    after(i, ts_new, logs, batch_size)
+                    i += 1
+            if rem and not trainer.stop_training:
+                tail = tuple(a[jnp.asarray(idx[steps * batch_size:])] for a in dev)
+                ts_new, logs = trainer.train_step(ts, tail)
+                after(steps, ts_new, logs, rem)
+        else:
+            for i, batch in enumerate(data):
+                if trainer.stop_training:
+                    break
+                for cb in cbs if want_batch_cb else ():
+                    cb.on_train_batch_begin(i)
+                batch = tuple(jnp.asarray(b) for b in batch)
+                ts_new, logs = trainer.train_step(ts, batch)
+                after(i, ts_new, logs, int(batch[0].shape[0]))
+        run.flush()
+        if bar is not None:
+            bar.set_postfix({kk: f"{v:.4f}" for kk, v in run.means().items()})
+    finally:
+        if bar is not None:
+            bar.close()
+    return run.means(), ts
+
+
+def evaluate(model, train_state_or_params, data, *, batch_size: int = 256, loss=None,
+             metrics=("accuracy",), state=None, _eval_step=None) -> dict[str, float]:
+    """Average loss and metrics of ``model`` over ``data = (x, y)`` in inference mode.
+    Takes a TrainState, or params (with ``state=`` for stateful models)."""
+    _check_positive_int("batch_size", batch_size)
+    if isinstance(train_state_or_params, TrainState):
+        params, st = train_state_or_params.params, train_state_or_params.state
+    else:
+        params, st = train_state_or_params, ({} if state is None else state)
+    step = _eval_step or make_eval_step(model, loss, metrics=metrics)
+    arrays = _as_arrays(data, "evaluate: data")
+    n = arrays[0].shape[0]
+    totals = None
+    for s in range(0, n, batch_size):
+        sums = step(params, st, tuple(jnp.asarray(a[s:s + batch_size]) for a in arrays))
+        totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    count = float(totals.pop("count"))
+    return {k: float(v) / count for k, v in totals.items()}
+
+
+def predict(model, train_state_or_params, x, *, batch_size: int = 256, state=None):
+    """Model outputs for ``x`` in inference mode, batched, as one numpy array."""
+    _check_positive_int("batch_size", batch_size)
+    if isinstance(train_state_or_params, TrainState):
+        params, st = train_state_or_params.params, train_state_or_params.state
+    else:
+        params, st = train_state_or_params, ({} if state is None else state)
+    step = make_predict(model)
+    outs = [step(params, st, jnp.asarray(x[s:s + batch_size])) for s in range(0, x.shape[0], batch_size)]
+    return np.concatenate(jax.device_get(outs), axis=0)

@@ -1,0 +1,157 @@
+"""The jitted train and eval steps: value_and_grad -> optax update -> metrics, compiled once."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .. import optim as _optim
+from .state import TrainState
+
+__all__ = ["CompileCounter", "make_train_step", "make_eval_step", "make_predict", "resolve_metrics"]
+
+
+def _signature(args) -> tuple:
+    return tuple((tuple(a.shape), str(a.dtype)) for a in jax.tree_util.tree_leaves(args)
+                 if hasattr(a, "shape"))
+
+
+class CompileCounter:
+    """Counts how often a jitted function was traced (= compiled) and says why.
+
+    ``record(args)`` is called from inside the traced body; each new signature is a compile.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.count = 0
+        self.reasons: list[str] = []
+        self._last = None
+
+    def record(self, *args):
+        sig = _signature(args)
+        if self._last is None:
+            why = "first call"
+        else:
+            diff = [f"{a} -> {b}" for a, b in zip(self._last, sig) if a != b]
+            why = "input shapes/dtypes changed: " + ("; ".join(diff) if diff else "tree structure changed")
+        self.count += 1
+        self.reasons.append(why)
+        self._last = sig
+
+    def __repr__(self):
+        return f"CompileCounter({self.name!r}, count={self.count}, reasons={self.reasons})"
+
+
+def resolve_metrics(metrics) -> list[tuple[str, Callable]]:
+    """``['accuracy', fn, ...]`` or ``{'name': fn}`` -> list of (name, fn)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        return [(n, _metrics.get(f)) for n, f in metrics.items()]
+    out = []
+    for m in ([metrics] if isinstance(metrics, (str,)) or callable(metrics) else metrics):
+        name = m if isinstance(m, str) else getattr(m, "__name__", "metric")
+        out.append((name, _metrics.get(m)))
+    return out
+
+
+def _weighted_mean(values, weights):
+    if weights is None:
+        return jnp.mean(values)
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
+
+
+def _split_batch(batch):
+    if len(batch) == 2:
+        return batch[0], batch[1], None
+    if len(batch) == 3:
+        return batch
+    raise ValueError(f"batch: expected (x, y) or (x, y, sample_weight), got a tuple of {len(batch)}")
+
+
+def _objective(model, loss_fn):
+    """The loss of a batch as a function of params: (params, state, batch, key) -> (loss, aux)."""
+    def objective(params, state, batch, key):
+        x, y, w = _split_batch(batch)
+        pred, new_state = model.apply(params, state, x, key=key, train=True)
+        per = loss_fn(pred, y, reduction="none")
+        return _weighted_mean(per, w), (pred, new_state)
+    return objective
+
+
+def make_train_step(model, loss, optimizer, *, metrics=("accuracy",), jit: bool = True,
+                    donate: bool = True):
+    """Build ``train_step(ts, batch) -> (ts, logs)``: value_and_grad with aux, one optax update,
+    metrics on the batch, jitted once with the TrainState donated.  ``batch`` is ``(x, y)`` or
+    ``(x, y, sample_weight)``; ``logs`` holds the batch ``loss`` and each metric.
+
+    The returned function has ``.compiles`` (a CompileCounter) and ``.tx`` (the optax optimizer).
+    """
+    loss_fn = _losses.get(loss)
+    tx = _optim.get(optimizer)
+    metric_fns = resolve_metrics(metrics)
+    objective = _objective(model, loss_fn)
+    counter = CompileCounter("train_step")
+
+    def train_step(ts: TrainState, batch):
+        counter.record(batch)
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        (value, (pred, new_state)), grads = grad_fn(ts.params, ts.state, batch, ts.step_key())
+        updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        x, y, w = _split_batch(batch)
+        logs = {"loss": value}
+        for name, fn in metric_fns:
+            logs[name] = _weighted_mean(fn(pred, y, reduction="none"), w)
+        return TrainState(params, new_state, opt_state, ts.step + 1, ts.rng), logs
+
+    fn = jax.jit(train_step, donate_argnums=0 if donate else ()) if jit else train_step
+    return _Step(fn, counter, tx, train_step)
+
+
+class _Step:
+    """A jitted step with its compile counter, the optax optimizer and the raw (unjitted) body."""
+
+    def __init__(self, fn, counter, tx, raw):
+        self._fn, self.compiles, self.tx, self.raw = fn, counter, tx, raw
+
+    def __call__(self, *args):
+        return self._fn(*args)
+
+
+def make_eval_step(model, loss, *, metrics=("accuracy",)):
+    """``eval_step(params, state, batch) -> sums``: the summed loss and metrics of a batch and
+    its example count (sums, so partial batches average exactly); inference mode."""
+    loss_fn = _losses.get(loss) if loss is not None else None
+    metric_fns = resolve_metrics(metrics)
+    counter = CompileCounter("eval_step")
+
+    def eval_step(params, state, batch):
+        counter.record(batch)
+        x, y, w = _split_batch(batch)
+        pred, _ = model.apply(params, state, x, train=False)
+        w = jnp.ones((x.shape[0],), jnp.float32) if w is None else w
+        sums = {"count": jnp.sum(w)}
+        if loss_fn is not None:
+            sums["loss"] = jnp.sum(loss_fn(pred, y, reduction="none") * w)
+        for name, fn in metric_fns:
+            sums[name] = jnp.sum(fn(pred, y, reduction="none") * w)
+        return sums
+
+    return _Step(jax.jit(eval_step), counter, None, eval_step)
+
+
+def make_predict(model):
+    """``predict(params, state, x) -> y`` in inference mode, jitted."""
+    counter = CompileCounter("predict")
+
+    def predict(params, state, x):
+        counter.record(x)
+        return model.apply(params, state, x, train=False)[0]
+
+    return _Step(jax.jit(predict), counter, None, predict)
