@@ -154,7 +154,7 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
         seed: int = 0, metrics=("accuracy",), validation_data=None, shuffle: bool = True,
         callbacks: Sequence[Callback] = (), verbose: int = 1, steps_per_execution: int = 1,
         train_state: TrainState | None = None, initial_epoch: int = 0,
-        stop_on_nan: bool = False) -> History:
+        stop_on_nan: bool = False, trainer: Trainer | None = None) -> History:
     """Train ``model`` and return a ``History`` (``.history`` dict, ``.train_state`` at the end).
 
     ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays, or an iterable of such batches
@@ -162,11 +162,15 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     take names (``'cross_entropy'``, ``'adam'``, ``'accuracy'``) or functions / optax
     transformations.  ``KeyboardInterrupt`` stops after the last completed step and returns the
     partial history (``history.interrupted``) with that step's weights.
+    ``trainer`` reuses a ``Trainer`` (and so its compiled steps) from an earlier call; its
+    loss/optimizer/metrics then take the place of those arguments.
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("steps_per_execution", steps_per_execution)
-    trainer = Trainer(model, loss, optimizer, metrics)
+    if trainer is None:
+        trainer = Trainer(model, loss, optimizer, metrics)
+    trainer.stop_training = False
     history = History()
     cbs = [history, *callbacks]
     for cb in cbs:
