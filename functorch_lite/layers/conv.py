@@ -90,6 +90,8 @@ class Conv(Module):
             v = getattr(self, name)
             if isinstance(v, list):
                 object.__setattr__(self, name, tuple(tuple(p) if isinstance(p, list) else p for p in v))
+        if isinstance(self.padding, str):  # fail at construction, not at the first apply
+            normalize_padding(self.padding, 1)
 
     @property
     def _kname(self):
