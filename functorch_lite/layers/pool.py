@@ -24,6 +24,17 @@ __all__ = ["MaxPool", "AvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool
 _LAYOUTS = ("channels_last", "channels_first")
 
 
+def _check_layout(layout, layer):
+    if layout not in _LAYOUTS:
+        raise ConfigError(f"{layer}: layout expected one of {list(_LAYOUTS)}, got {layout!r}")
+
+
+def _check_min_rank(x, layer):
+    if x.ndim < 3:
+        raise ShapeError(format_error(layer, f"input rank expected >= 3 (batch, spatial..., channels), "
+                                             f"got {x.ndim} (input {tuple(x.shape)})"))
+
+
 def _spatial_axes(ndim, n, layout):
     return tuple(range(1, 1 + n)) if layout == "channels_last" else tuple(range(2, 2 + n))
 
@@ -104,12 +115,13 @@ class _Pool(Module):
     _kind = "max"
 
     def __post_init__(self):
-        if self.layout not in _LAYOUTS:
-            raise ConfigError(f"{type(self).__name__}: layout expected one of {list(_LAYOUTS)}, got {self.layout!r}")
+        _check_layout(self.layout, type(self).__name__)
         for name in ("window", "strides", "padding"):
             v = getattr(self, name)
             if isinstance(v, list):
                 object.__setattr__(self, name, tuple(tuple(p) if isinstance(p, list) else p for p in v))
+        if isinstance(self.padding, str):  # fail at construction, not at the first apply
+            normalize_padding(self.padding, 1, type(self).__name__)
 
     def _n(self, ndim):
         return len(self.window) if isinstance(self.window, tuple) else ndim - 2
@@ -159,14 +171,14 @@ class _GlobalPool(Module):
     layout: str = "channels_last"
     keepdims: bool = False
 
+    def __post_init__(self):
+        _check_layout(self.layout, type(self).__name__)
+
     def init(self, key, spec):
         return {}, {}
 
     def apply(self, params, state, x, *, key=None, train=False):
-        if x.ndim < 3:
-            raise ShapeError(format_error(type(self).__name__,
-                                          f"input rank expected >= 3 (batch, spatial..., channels), got {x.ndim} "
-                                          f"(input {tuple(x.shape)})"))
+        _check_min_rank(x, type(self).__name__)
         axes = tuple(range(1, x.ndim - 1)) if self.layout == "channels_last" else tuple(range(2, x.ndim))
         return self._reduce(x, axis=axes, keepdims=self.keepdims), state
 
@@ -190,10 +202,16 @@ class AdaptiveAvgPool(Module):
     output_size: Any = 1
     layout: str = "channels_last"
 
+    def __post_init__(self):
+        _check_layout(self.layout, "AdaptiveAvgPool")
+        if isinstance(self.output_size, list):
+            object.__setattr__(self, "output_size", tuple(self.output_size))
+
     def init(self, key, spec):
         return {}, {}
 
     def apply(self, params, state, x, *, key=None, train=False):
+        _check_min_rank(x, "AdaptiveAvgPool")
         n = x.ndim - 2
         out = to_tuple(self.output_size, n, "output_size", "AdaptiveAvgPool")
         axes = _spatial_axes(x.ndim, n, self.layout)
