@@ -69,8 +69,9 @@ class BatchNorm(Module):
             n = x.size // c
             run_var = var * (n / max(n - 1, 1)) if self.unbiased_running_var else var
             d = self.decay
-            state = {"mean": d * state["mean"] + (1 - d) * mean,
-                     "var": d * state["var"] + (1 - d) * run_var}
+            # keep the state's dtype: f64/bf16 data must not change the type of the carried state
+            state = {"mean": (d * state["mean"] + (1 - d) * mean).astype(state["mean"].dtype),
+                     "var": (d * state["var"] + (1 - d) * run_var).astype(state["var"].dtype)}
         else:
             mean, var = state["mean"], state["var"]
         y = (x - mean.reshape(bshape)) * jax.lax.rsqrt(var.reshape(bshape) + self.epsilon)
@@ -89,6 +90,12 @@ class LayerNorm(Module):
     epsilon: float = 1e-5
     use_scale: bool = True
     use_bias: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.ndims, int) or self.ndims <= 0:
+            raise ConfigError(f"LayerNorm: ndims expected a positive int, got {self.ndims!r}")
+        if self.epsilon <= 0:
+            raise ConfigError(f"LayerNorm: epsilon expected > 0, got {self.epsilon!r}")
 
     def init(self, key, spec):
         spec = as_spec(spec)
