@@ -44,7 +44,8 @@ def log_softmax(x, axis: int = -1):
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
-    return jax.nn.leaky_relu(x, negative_slope)
+    # torch's subgradient at 0 is negative_slope (jax.nn.leaky_relu's is 1)
+    return jnp.where(x > 0, x, negative_slope * x)
 
 
 def elu(x, alpha: float = 1.0):
@@ -67,7 +68,8 @@ def softplus(x):
 
 
 def hard_tanh(x):
-    return jnp.clip(x, -1.0, 1.0)
+    # torch's gradient is 0 at the clip points -1 and 1 (jnp.clip's is not)
+    return jnp.where(x >= 1, 1.0, jnp.where(x <= -1, -1.0, x)).astype(x.dtype)
 
 
 def identity(x):
