@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..core.errors import ConfigError, ShapeError, format_error
@@ -79,11 +80,11 @@ def _pool(x, window, strides, padding, layout, kind, count_include_pad, layer):
     pads = padding if isinstance(padding, str) else _full(padding, x.ndim, axes, (0, 0))
     if kind == "max":
         init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-        return lax.reduce_window(x, jnp.array(init, x.dtype), lax.max, dims, strd, pads)
-    total = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, dims, strd, pads)
+        return lax.reduce_window(x, np.array(init, x.dtype), lax.max, dims, strd, pads)
+    total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strd, pads)
     if count_include_pad and not isinstance(pads, str):
         return total / math.prod(window)
-    counts = lax.reduce_window(jnp.ones(x.shape, x.dtype), jnp.array(0, x.dtype),
+    counts = lax.reduce_window(jnp.ones(x.shape, x.dtype), np.array(0, x.dtype),
                                lax.add, dims, strd, pads)
     return total / counts
 
