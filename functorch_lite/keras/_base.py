@@ -319,7 +319,8 @@ class Layer:
             self._build_own(x)
         params, state = self._weights_tree()
         train = bool(training)
-        y, new_state = self._eager_fn(train)(params, state, x, next_key() if train else None)
+        with scope(self.name):  # trace-time errors name the layer
+            y, new_state = self._eager_fn(train)(params, state, x, next_key() if train else None)
         if train and jax.tree_util.tree_leaves(new_state):
             self._assign_state(new_state)
         return y
@@ -335,7 +336,8 @@ class Layer:
 
     def _build_own(self, x):
         spec = as_spec(x)
-        self._k.own = self.module.init(next_key(), spec)
+        with scope(self.name):
+            self._k.own = self.module.init(next_key(), spec)
 
     # -------------------------------------------------------------- weights
     def _weights_tree(self):
