@@ -1,0 +1,4 @@
+"""``functorch_lite.torch.utils``."""
+from . import data
+
+__all__ = ["data"]
