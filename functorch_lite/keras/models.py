@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import checkpoint as _ckpt
 from ..core import Sequential as CoreSequential
-from ..core.errors import ConfigError, ShapeError, TreeMismatchError
+from ..core.errors import ConfigError, ShapeError, TreeMismatchError, scope
 from ..core.module import Module, as_spec
 from ._base import (KerasTensor, Layer, _assign_into, _has_kt, _is_kt, _Trace, _TRACE, next_key,
                     snake, to_array, unique_name)
@@ -245,7 +245,8 @@ class Model(TrainingMixin, Layer):
         if any(d is None for d in spec.shape[1:]):
             raise ConfigError(f"{type(self).__name__} '{self.name}': input shape expected known "
                               f"sizes, got {(None,) + tuple(spec.shape[1:])}")
-        params, state = self.module.init(next_key(), spec)
+        with scope(self.name):
+            params, state = self.module.init(next_key(), spec)
         self._k.root = {"params": params, "state": state}
         self._k.home = None
         self._k.input_spec = jax.ShapeDtypeStruct((None,) + tuple(spec.shape[1:]), spec.dtype)
