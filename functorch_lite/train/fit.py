@@ -81,6 +81,49 @@ def _as_arrays(data, what):
     return arrays
 
 
+_CLASSIFICATION = ("softmax_cross_entropy", "cross_entropy", "nll_loss",
+                   "sparse_categorical_crossentropy", "categorical_crossentropy")
+
+
+def check_targets(model, loss, x, y):
+    """Host-side check of the inputs and labels, once per ``fit`` (never per step):
+    integer images going into a non-embedding model, and for classification losses
+    float or out-of-range class indices and label shapes that are neither indices nor one-hot.
+    Raises ShapeError/ValueError naming what was expected and what came."""
+    from .. import losses as _losses
+    from ..core.errors import ShapeError
+    from ..core.module import output_spec
+    from ..layers.embedding import Embedding
+    fn = _losses.get(loss)
+    x_dtype = np.dtype(getattr(x, "dtype", np.float32))
+    first = model.layers[0] if hasattr(model, "layers") and len(getattr(model, "layers", ())) else model
+    if np.issubdtype(x_dtype, np.integer) and not isinstance(first, Embedding):
+        raise ShapeError(
+            f"fit: inputs expected a floating dtype, got {x_dtype} (shape {tuple(x.shape)})\n"
+            f"Hint: scale integer images first, e.g. x.astype('float32') / 255.0")
+    if getattr(fn, "__name__", None) not in _CLASSIFICATION:
+        return
+    out = output_spec(model, jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x_dtype)).shape
+    y_shape = tuple(np.shape(y))
+    classes = out[-1]
+    if len(y_shape) == len(out) - 1 or (len(out) == 2 and y_shape[1:] == (1,)):
+        if fn.__name__ == "categorical_crossentropy":
+            raise ShapeError(
+                f"fit: loss 'categorical_crossentropy' expects one-hot labels of shape (N, {classes}), "
+                f"got class indices of shape {y_shape}\n"
+                f"Hint: use 'sparse_categorical_crossentropy', or one-hot encode the labels")
+        _losses.check_labels(np.asarray(y).reshape(y_shape[0], *out[1:-1]), classes)
+    elif y_shape[1:] == tuple(out[1:]):
+        if fn.__name__ in ("sparse_categorical_crossentropy", "nll_loss"):
+            raise ShapeError(
+                f"fit: loss {fn.__name__!r} expects class indices of shape (N,), got one-hot-shaped "
+                f"labels {y_shape}\nHint: use labels.argmax(-1), or a categorical loss")
+    else:
+        raise ShapeError(
+            f"fit: labels shape {y_shape} matches neither class indices (N,) nor one-hot "
+            f"(N, {classes}) for the model's output {tuple(out)}")
+
+
 class Trainer:
     """The state of one ``fit`` run, shared with callbacks (``stop_training``, ``train_state``)."""
 
@@ -184,6 +227,8 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
         train_state = TrainState.create(model, trainer.tx, key, spec)
     ts = train_state
     trainer.train_state = ts
+    first_batch = arrays if arrays is not None else next(iter(data))
+    check_targets(model, loss, first_batch[0], first_batch[1])
     rng = np.random.default_rng(seed)
     dev = tuple(jax.device_put(a) for a in arrays) if arrays is not None else None
 

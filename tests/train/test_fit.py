@@ -175,3 +175,23 @@ def test_real_mnist_mlp_one_epoch_beats_95_percent():
                batch_size=128, verbose=0)
     acc = fl.evaluate(model, h.train_state, (prepare(xs), ys.astype(np.int32)))["accuracy"]
     assert acc > 0.95, acc
+
+
+@pytest.mark.parametrize("x_dtype, y, loss, exc, match", [
+    (np.uint8, None, "cross_entropy", fl.ShapeError, r"inputs expected a floating dtype, got uint8"),
+    (np.float32, np.array([0.5] * 10, np.float32), "cross_entropy", fl.ShapeError,
+     r"expected integer class indices, got non-integer value 0.5 at index \(0,\)"),
+    (np.float32, np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 2]), "cross_entropy", ValueError,
+     r"class indices in \[0, 3\), got 3 at index \(3,\)"),
+    (np.float32, np.array([0, 1, 2, 1, 0, 1, 2, 0, 1, 2]), "categorical_crossentropy", fl.ShapeError,
+     r"expects one-hot labels of shape \(N, 3\), got class indices of shape \(10,\)"),
+    (np.float32, np.eye(3, dtype=np.float32)[np.arange(10) % 3], "sparse_categorical_crossentropy",
+     fl.ShapeError, r"expects class indices of shape \(N,\), got one-hot-shaped labels \(10, 3\)"),
+    (np.float32, np.zeros((10, 5), np.float32), "cross_entropy", fl.ShapeError,
+     r"labels shape \(10, 5\) matches neither class indices \(N,\) nor one-hot \(N, 3\)"),
+])
+def test_fit_checks_inputs_and_labels_on_the_host_before_training(x_dtype, y, loss, exc, match):
+    x, y0 = _toy(10)
+    x = (np.abs(x) * 10).astype(x_dtype)
+    with pytest.raises(exc, match=match):
+        fl.fit(_model(), loss, "adam", (x, y0 if y is None else y), verbose=0)
