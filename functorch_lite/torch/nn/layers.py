@@ -326,7 +326,7 @@ class Embedding(Module):
 def _activation(name, fn, *fields):
     def __init__(self, *args, **kwargs):
         Module.__init__(self)
-        vals = dict(zip(fields, args))
+        vals = dict(zip([k for k, _ in fields], args))
         vals.update({k: v for k, v in kwargs.items() if k in dict(fields)})
         for k, default in fields:
             object.__setattr__(self, k, vals.get(k, default))
