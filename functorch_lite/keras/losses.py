@@ -205,7 +205,7 @@ class Loss:
             if reduction == "none":
                 return per
             return jnp.sum(per) if reduction == "sum" else jnp.mean(per)
-        fn.__name__ = self.name
+        fn.__name__ = f"keras_{self.name}"
         return fn
 
     def check_targets(self, y, output_shape):
@@ -267,7 +267,7 @@ def _check_class_range(name, y, classes):
         return
     if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
         idx = tuple(int(i) for i in np.argwhere(y != np.round(y))[0])
-        raise ShapeError(f"loss '{name}': y expected integer class indices, got {y[idx]!r} at "
+        raise ShapeError(f"loss '{name}': y expected integer class indices, got {y[idx].item()!r} at "
                          f"index {idx}")
     bad = (y < 0) | (y >= classes)
     if bad.any():

@@ -72,6 +72,12 @@ def _clip_by_norm(clipnorm):
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
+def _has_lr(opt_state) -> bool:
+    """Whether ``opt_state`` is an ``inject_hyperparams`` state holding a learning rate."""
+    return isinstance(getattr(opt_state, "hyperparams", None), dict) and \
+        "learning_rate" in opt_state.hyperparams
+
+
 class Optimizer:
     """Base class. Subclasses define ``_rule(learning_rate) -> GradientTransformation`` giving
     the final (negative, lr-scaled) update."""
@@ -130,7 +136,7 @@ class Optimizer:
     def learning_rate(self):
         """The current learning rate (a float32 scalar array)."""
         st = self._opt_state()
-        if st is not None and isinstance(st, optax.InjectHyperparamsState):
+        if _has_lr(st):
             return st.hyperparams["learning_rate"]
         if callable(self._lr):
             return jnp.asarray(self._lr(self.iterations), jnp.float32)
@@ -144,7 +150,7 @@ class Optimizer:
                               f"({type(self._lr).__name__})")
         value = float(value)
         st = self._opt_state()
-        if st is not None and isinstance(st, optax.InjectHyperparamsState):
+        if _has_lr(st):
             old = st.hyperparams["learning_rate"]
             st.hyperparams["learning_rate"] = jnp.asarray(value, old.dtype)
         else:

@@ -187,6 +187,16 @@ class TrainingMixin:
                           f"{(None,) + tuple(out.shape[1:])} and y {tuple(y.shape)}: {e}") from None
         return x, y, w, out
 
+    def _float_ids(self, x):
+        """Integer inputs as float32 (the layers cast them anyway), except for a Sequential
+        that starts with an Embedding: the training loop then sees the dtype the model takes."""
+        from .layers import Embedding
+        layers = self.layers
+        if np.issubdtype(np.dtype(x.dtype), np.integer) and not (
+                layers and isinstance(layers[0], Embedding)):
+            return x.astype(np.float32) if not isinstance(x, jax.Array) else x.astype(jnp.float32)
+        return x
+
     def _trainer(self, y, out):
         """The Trainer for the compiled loss/optimizer and the metrics resolved for y's shape
         (cached on the model: its compiled steps are reused)."""
@@ -201,7 +211,8 @@ class TrainingMixin:
             if dup:
                 raise ConfigError(f"compile: metric names must be unique and not 'loss', got "
                                   f"{dup} twice")
-            self._k.trainer = Trainer(self.module, c["loss"].core(), c["tx"],
+            self._k.loss_fn = c["loss"].core()
+            self._k.trainer = Trainer(self.module, self._k.loss_fn, c["tx"],
                                       {m.name: m.core() for m in ms})
             self._k.trainer_key = key
         return self._k.trainer
@@ -211,8 +222,8 @@ class TrainingMixin:
         if self._k.opt is None:
             opt_state = trainer.tx.init(params)
             opt = self.optimizer
-            if isinstance(opt, _opt.Optimizer) and not callable(opt._lr) and isinstance(
-                    opt_state, optax.InjectHyperparamsState):
+            if isinstance(opt, _opt.Optimizer) and not callable(opt._lr) and \
+                    _opt._has_lr(opt_state):
                 opt_state.hyperparams["learning_rate"] = jnp.asarray(opt._lr, jnp.float32)
             self._k.opt = {"opt_state": opt_state, "step": jnp.zeros((), jnp.int32),
                            "rng": next_key()}
@@ -267,6 +278,7 @@ class TrainingMixin:
                 validation_data = (x[split:], y[split:]) + ((w[split:],) if w is not None else ())
                 x, y = x[:split], y[:split]
                 w = None if w is None else w[:split]
+            x = self._float_ids(x)
             data = (x, y) if w is None else (x, y, w)
             steps = -(-x.shape[0] // batch_size)
             val = None
@@ -277,7 +289,7 @@ class TrainingMixin:
                 vx, vy, vw, _ = self._prepare(validation_data[0], validation_data[1],
                                               validation_data[2] if len(validation_data) == 3
                                               else None, "fit (validation_data)")
-                val = (vx, vy) if vw is None else (vx, vy, vw)
+                val = (self._float_ids(vx), vy) + ((vw,) if vw is not None else ())
         trainer = self._trainer(fy, out)
         history = _cb.History()
         cbs = list(callbacks or []) + [history]
@@ -292,7 +304,7 @@ class TrainingMixin:
         self._k.live = trainer
         trainer.train_state = ts
         try:
-            _fit(self.module, None, None, data, epochs=epochs, batch_size=batch_size,
+            _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
                  seed=next_seed(), validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
                  verbose=verbose, steps_per_execution=self._k.compiled["steps_per_execution"],
                  train_state=ts, initial_epoch=initial_epoch, trainer=trainer)
@@ -343,7 +355,7 @@ class TrainingMixin:
         for s in range(0, n, batch_size):
             xb = x[s:s + batch_size]
             m = xb.shape[0]
-            if m < batch_size and n > batch_size:
+            if m < batch_size:
                 pad = [(0, batch_size - m)] + [(0, 0)] * (xb.ndim - 1)
                 xb = np.pad(np.asarray(xb), pad) if not isinstance(xb, jax.Array) else jnp.pad(xb, pad)
             y, _ = fn(params, state, jnp.asarray(xb), None)
