@@ -52,11 +52,23 @@ for _name, _f in (("floordiv", _floor_div), ("remainder", _remainder), ("eq", jn
     _binary(_name, _f, nondiff=True)
 
 
+@jax.custom_jvp
+def torch_abs(x):
+    """``|x|`` with torch's gradient ``sign(x)`` (0 at 0; JAX's is 1)."""
+    return jnp.abs(x)
+
+
+@torch_abs.defjvp
+def _torch_abs_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return jnp.abs(x), jnp.sign(x) * dx
+
+
 def _unary(name, f, nondiff=False):
     register(name, nondiff=nondiff)(lambda x: f(x))
 
 
-for _name, _f in (("neg", jnp.negative), ("abs", jnp.abs), ("exp", jnp.exp), ("log", jnp.log),
+for _name, _f in (("neg", jnp.negative), ("abs", torch_abs), ("exp", jnp.exp), ("log", jnp.log),
                   ("log2", jnp.log2), ("log10", jnp.log10), ("log1p", jnp.log1p),
                   ("expm1", jnp.expm1), ("sqrt", jnp.sqrt), ("rsqrt", lax.rsqrt),
                   ("sin", jnp.sin), ("cos", jnp.cos), ("tan", jnp.tan), ("tanh", jnp.tanh),
@@ -89,10 +101,11 @@ def elu(x, alpha=1.0):
 
 @register("clamp")
 def clamp(x, lo=None, hi=None):
+    """torch.clamp: the gradient passes where ``lo <= x <= hi`` (ends included)."""
     if lo is not None:
-        x = jnp.maximum(x, jnp.asarray(lo, x.dtype))
+        x = jnp.where(x < lo, jnp.asarray(lo, x.dtype), x)
     if hi is not None:
-        x = jnp.minimum(x, jnp.asarray(hi, x.dtype))
+        x = jnp.where(x > hi, jnp.asarray(hi, x.dtype), x)
     return x
 
 
@@ -463,7 +476,10 @@ def mse_loss(x, y, reduction="mean"):
 
 @register("l1_loss")
 def l1_loss(x, y, reduction="mean"):
-    return _losses.l1_loss(x, y, reduction=reduction)
+    per = torch_abs(x - y)   # the core's l1_loss has JAX's gradient 1 at a zero difference
+    if reduction == "none":
+        return per
+    return jnp.sum(per) if reduction == "sum" else jnp.mean(per)
 
 
 @register("smooth_l1_loss")

@@ -345,3 +345,13 @@ def test_torch_functions_namespace():
     assert torch.exp(torch.log(torch.tensor([2.0]))).item() == pytest.approx(2.0)
     assert torch.allclose(a, a + 1e-9) and torch.equal(a, a.clone())
     assert torch.is_tensor(a) and not torch.is_tensor(a.numpy())
+
+
+def test_gradients_at_kinks_follow_pytorch():
+    for fn in (lambda t, x: x.abs(), lambda t, x: x.clamp(0.0, 1.0), lambda t, x: t.relu(x),
+               lambda t, x: x.clamp(min=1.0)):
+        x = torch.tensor([0.0, 1.0, -1.0, 2.0], requires_grad=True)
+        xr = real_torch.tensor([0.0, 1.0, -1.0, 2.0], requires_grad=True)
+        fn(torch, x).sum().backward()
+        fn(real_torch, xr).sum().backward()
+        assert_close(x.grad, xr.grad, atol=0, rtol=0)
