@@ -213,6 +213,7 @@ class CompileLog:
 
     def __init__(self):
         self.count = 0
+        self.runs = 0       # compiled calls executed (a training step is one)
         self.by_kind: dict[str, int] = {}
         self.reasons: list[str] = []
         self._last: dict[str, tuple] = {}
@@ -229,7 +230,7 @@ class CompileLog:
         self.__init__()
 
     def __repr__(self):
-        return f"CompileLog(count={self.count}, by_kind={self.by_kind})"
+        return f"CompileLog(count={self.count}, runs={self.runs}, by_kind={self.by_kind})"
 
 
 def _describe_entry(e):
@@ -323,6 +324,7 @@ class Backward:
         self.loss_index = self.trace.visit(loss, True)
         self.seed_index = self.trace.visit(seed, False) if seed is not None else None
         self.diff = [n for n, k in zip(self.trace.leaves, self.trace.kinds) if k == "d"]
+        self.n_expanded = len(self.trace.expanded)   # the loss graph's own nodes (freed after)
         self.grad_nodes: list = []
         self.old: list = []       # accumulated-into gradient value per diff leaf, or None
         self.done = False
@@ -416,6 +418,7 @@ def flush(extra=(), update=None):
     old = [o for o in b.old if o is not None] if b is not None else []
     uargs = update.args if update is not None else None
     outs, loss_value, grads, uout = fn(diff_vals, const_vals, old, uargs)
+    COMPILES.runs += 1
     for n, v in zip(roots, outs):
         n.value = v
     if b is not None:
@@ -425,7 +428,7 @@ def flush(extra=(), update=None):
             g.value = v
         b.done = True
         if not b.retain_graph:
-            for n in tr.expanded:
+            for n in tr.expanded[:b.n_expanded]:
                 if n.requires_grad:
                     n.freed = True
                     n.inputs = ()

@@ -59,6 +59,7 @@ class Optimizer:
 
     _rule = ""
     _dynamic: tuple = ()
+    _has_step = True   # torch's SGD keeps no 'step' in its state
 
     def __init__(self, params, defaults):
         self.defaults = defaults
@@ -68,6 +69,10 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {type(params).__name__}")
+        if isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs. Please use "
+                            "a list instead.")
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -200,6 +205,7 @@ class Optimizer:
                 return update(values, grads, args)
             fn = _STEP_CACHE[key] = jax.jit(body)
         store(fn(values, grads, args))
+        graph.COMPILES.runs += 1
         return loss
 
     @staticmethod
@@ -227,7 +233,7 @@ class Optimizer:
         return out
 
     def _export(self, p):
-        s = {"step": Tensor._from(float(self._steps[id(p)]))}
+        s = {"step": Tensor._from(float(self._steps[id(p)]))} if self._has_step else {}
         arrays = self._arrays.get(id(p), {})
         for k, v in arrays.items():
             if not k.startswith("_"):
@@ -276,7 +282,7 @@ class Optimizer:
                     elif k == "_started":
                         arrays[k] = jnp.asarray("momentum_buffer" in entry)
                 self._arrays[id(p)] = arrays
-                st = entry.get("step", 0)
+                st = entry.get("step", 1)
                 self._steps[id(p)] = int(float(st.item() if isinstance(st, Tensor) else st))
 
 
@@ -294,6 +300,7 @@ def _check(name, v, ok, label=None):
 
 class SGD(Optimizer):
     _rule = "sgd"
+    _has_step = False
     _dynamic = ("lr", "momentum", "dampening", "weight_decay")
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
