@@ -5,6 +5,12 @@ shuffled epoch on the device in one op, and every step slices its batch inside t
 step, so a step costs one dispatch.  A last partial batch runs through the plain step (one extra
 compile in total, not one per epoch).  ``steps_per_execution=K`` runs K steps per compiled call
 with ``lax.scan`` (measure first: it is slower for CPU convolutions).
+
+``distribution=`` (a ``functorch_lite.distributed.DataParallel``, a Mesh, a device count or a
+device list) trains data-parallel on JAX's SPMD partitioner: the epoch is placed split over the
+data axis (built on the host, each device receiving its slices), the TrainState replicated (or
+FSDP-sharded), and the same step body runs with sharding constraints; XLA inserts the gradient
+all-reduce.  See ``functorch_lite/distributed.py`` and ``docs/distributed.md``.
 """
 from __future__ import annotations
 
@@ -136,6 +142,13 @@ class Trainer:
         self.train_state: TrainState | None = None
         self._indexed = None
         self._multi = {}
+        self._sharded = {}
+
+    def sharded(self, dist):
+        """The data-parallel steps of this trainer for ``dist`` (compiled once per distribution)."""
+        if dist not in self._sharded:
+            self._sharded[dist] = dist.steps(self.train_step)
+        return self._sharded[dist]
 
     # One dispatch per step: the batch is sliced out of the device-resident epoch inside the jit.
     def indexed_step(self, ts, xs, i):
@@ -197,7 +210,7 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
         seed: int = 0, metrics=("accuracy",), validation_data=None, shuffle: bool = True,
         callbacks: Sequence[Callback] = (), verbose: int = 1, steps_per_execution: int = 1,
         train_state: TrainState | None = None, initial_epoch: int = 0,
-        stop_on_nan: bool = False, trainer: Trainer | None = None) -> History:
+        stop_on_nan: bool = False, trainer: Trainer | None = None, distribution=None) -> History:
     """Train ``model`` and return a ``History`` (``.history`` dict, ``.train_state`` at the end).
 
     ``data`` is ``(x, y)`` / ``(x, y, sample_weight)`` arrays, or an iterable of such batches
@@ -207,12 +220,22 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     partial history (``history.interrupted``) with that step's weights.
     ``trainer`` reuses a ``Trainer`` (and so its compiled steps) from an earlier call; its
     loss/optimizer/metrics then take the place of those arguments.
+    ``distribution`` trains data-parallel over a device mesh (``functorch_lite.distributed``):
+    ``batch_size`` is the global batch and must be divisible by the number of batch shards; a last
+    partial batch is padded with zero-weight rows.  Arrays are the global dataset (the same on
+    every process); batches of an iterable are process-local parts of the global batch.
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("steps_per_execution", steps_per_execution)
     if trainer is None:
         trainer = Trainer(model, loss, optimizer, metrics)
+    sharded = None
+    if distribution is not None:
+        from ..distributed import as_distribution
+        dist = as_distribution(distribution, "fit: distribution")
+        dist.check_batch_size(batch_size, "fit")
+        sharded = trainer.sharded(dist)
     trainer.stop_training = False
     history = History()
     cbs = [history, *callbacks]
@@ -225,12 +248,17 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
         spec = jax.ShapeDtypeStruct((batch_size,) + tuple(first.shape[1:]), first.dtype)
         key = jax.random.key(seed) if key is None else key
         train_state = TrainState.create(model, trainer.tx, key, spec)
-    ts = train_state
+    ts = train_state if sharded is None else sharded.dist.put_state(train_state)
     trainer.train_state = ts
     first_batch = arrays if arrays is not None else next(iter(data))
     check_targets(model, loss, first_batch[0], first_batch[1])
     rng = np.random.default_rng(seed)
-    dev = tuple(jax.device_put(a) for a in arrays) if arrays is not None else None
+    if arrays is None:
+        dev = None
+    elif sharded is None:
+        dev = tuple(jax.device_put(a) for a in arrays)
+    else:   # the epoch is gathered on the host, each device receives only its slices
+        dev = tuple(np.asarray(a) for a in arrays)
 
     for cb in cbs:
         cb.on_train_begin()
@@ -239,11 +267,13 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
             for cb in cbs:
                 cb.on_epoch_begin(epoch)
             logs, ts = _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle,
-                                  steps_per_execution, cbs, verbose, epoch, epochs, stop_on_nan)
+                                  steps_per_execution, cbs, verbose, epoch, epochs, stop_on_nan,
+                                  sharded)
             trainer.train_state = ts
             if validation_data is not None and not trainer.stop_training:
                 val = evaluate(model, ts, validation_data, batch_size=max(batch_size, 256),
-                               loss=loss, metrics=metrics, _eval_step=trainer.eval_step)
+                               loss=loss, metrics=metrics, _eval_step=trainer.eval_step,
+                               distribution=None if sharded is None else sharded.dist)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
                 print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
@@ -266,7 +296,7 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
 
 
 def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose, epoch, epochs,
-               stop_on_nan):
+               stop_on_nan, sharded=None):
     run = _RunningLogs(every=1 if stop_on_nan else 25)
     bar = None
     if dev is not None:
@@ -305,23 +335,32 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
     try:
         if dev is not None:
             idx = rng.permutation(n) if shuffle else np.arange(n)
-            full = tuple(a[jnp.asarray(idx[: steps * batch_size])].reshape((steps, batch_size) + a.shape[1:])
-                         for a in dev)
+            if sharded is None:
+                full = tuple(a[jnp.asarray(idx[: steps * batch_size])].reshape((steps, batch_size) + a.shape[1:])
+                             for a in dev)
+                indexed, multi = trainer.indexed_step, trainer.multi_step
+            else:
+                full = sharded.dist.epoch_batches(dev, idx, steps, batch_size) if steps else None
+                indexed, multi = sharded.indexed, sharded.multi
             i = 0
             while i < steps and not trainer.stop_training:
                 for cb in cbs if want_batch_cb else ():
                     cb.on_train_batch_begin(i)
                 if k > 1 and i + k <= steps:
-                    ts_new, logs = trainer.multi_step(ts, full, jnp.int32(i), k)
+                    ts_new, logs = multi(ts, full, jnp.int32(i), k)
                     after(i + k - 1, ts_new, logs, batch_size, count=k)
                     i += k
                 else:
-                    ts_new, logs = trainer.indexed_step(ts, full, jnp.int32(i))
+                    ts_new, logs = indexed(ts, full, jnp.int32(i))
                     after(i, ts_new, logs, batch_size)
                     i += 1
             if rem and not trainer.stop_training:
-                tail = tuple(a[jnp.asarray(idx[steps * batch_size:])] for a in dev)
-                ts_new, logs = trainer.train_step(ts, tail)
+                if sharded is None:
+                    tail = tuple(a[jnp.asarray(idx[steps * batch_size:])] for a in dev)
+                    ts_new, logs = trainer.train_step(ts, tail)
+                else:   # padded with zero-weight rows to a multiple of the shard count
+                    tail, _ = sharded.dist.global_batch(tuple(a[idx[steps * batch_size:]] for a in dev))
+                    ts_new, logs = sharded.step(ts, tail)
                 after(steps, ts_new, logs, rem)
         else:
             for i, batch in enumerate(data):
@@ -329,9 +368,14 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
                     break
                 for cb in cbs if want_batch_cb else ():
                     cb.on_train_batch_begin(i)
-                batch = tuple(jnp.asarray(b) for b in batch)
-                ts_new, logs = trainer.train_step(ts, batch)
-                after(i, ts_new, logs, int(batch[0].shape[0]))
+                if sharded is None:
+                    batch = tuple(jnp.asarray(b) for b in batch)
+                    ts_new, logs = trainer.train_step(ts, batch)
+                    after(i, ts_new, logs, int(batch[0].shape[0]))
+                else:   # a process-local part of the global batch
+                    batch, size = sharded.dist.host_local_batch_to_global(tuple(batch))
+                    ts_new, logs = sharded.step(ts, batch)
+                    after(i, ts_new, logs, size)
         run.flush()
         if bar is not None:
             bar.set_postfix({kk: f"{v:.4f}" for kk, v in run.means().items()})
@@ -342,9 +386,11 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
 
 
 def evaluate(model, train_state_or_params, data, *, batch_size: int = 256, loss=None,
-             metrics=("accuracy",), state=None, _eval_step=None) -> dict[str, float]:
+             metrics=("accuracy",), state=None, _eval_step=None,
+             distribution=None) -> dict[str, float]:
     """Average loss and metrics of ``model`` over ``data = (x, y)`` in inference mode.
-    Takes a TrainState, or params (with ``state=`` for stateful models)."""
+    Takes a TrainState, or params (with ``state=`` for stateful models).  With ``distribution``
+    each batch is split over the devices (padded with zero-weight rows; the sums stay exact)."""
     _check_positive_int("batch_size", batch_size)
     if isinstance(train_state_or_params, TrainState):
         params, st = train_state_or_params.params, train_state_or_params.state
@@ -354,21 +400,46 @@ def evaluate(model, train_state_or_params, data, *, batch_size: int = 256, loss=
     arrays = _as_arrays(data, "evaluate: data")
     n = arrays[0].shape[0]
     totals = None
+    dist = _distribution(distribution, "evaluate")
+    if dist is not None:
+        params, st = dist.put_state(params), dist.put_state(st)
     for s in range(0, n, batch_size):
-        sums = step(params, st, tuple(jnp.asarray(a[s:s + batch_size]) for a in arrays))
+        if dist is None:
+            batch = tuple(jnp.asarray(a[s:s + batch_size]) for a in arrays)
+        else:
+            batch, _ = dist.global_batch(tuple(np.asarray(a[s:s + batch_size]) for a in arrays))
+        sums = step(params, st, batch)
         totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
     count = float(totals.pop("count"))
     return {k: float(v) / count for k, v in totals.items()}
 
 
-def predict(model, train_state_or_params, x, *, batch_size: int = 256, state=None):
-    """Model outputs for ``x`` in inference mode, batched, as one numpy array."""
+def _distribution(distribution, what):
+    if distribution is None:
+        return None
+    from ..distributed import as_distribution
+    return as_distribution(distribution, f"{what}: distribution")
+
+
+def predict(model, train_state_or_params, x, *, batch_size: int = 256, state=None,
+            distribution=None):
+    """Model outputs for ``x`` in inference mode, batched, as one numpy array.  With
+    ``distribution`` each batch is split over the devices (padded, and the padding dropped)."""
     _check_positive_int("batch_size", batch_size)
     if isinstance(train_state_or_params, TrainState):
         params, st = train_state_or_params.params, train_state_or_params.state
     else:
         params, st = train_state_or_params, ({} if state is None else state)
     step = make_predict(model)
+    dist = _distribution(distribution, "predict")
+    if dist is not None:
+        from ..distributed import pad_batch, to_host
+        params, st = dist.put_state(params), dist.put_state(st)
+        outs = []
+        for s in range(0, x.shape[0], batch_size):
+            padded, n = pad_batch((np.asarray(x[s:s + batch_size]),) * 2, dist.num_shards)
+            outs.append(to_host(step(params, st, dist.shard_batch(padded[0])))[:n])
+        return np.concatenate(outs, axis=0)
     outs = [step(params, st, jnp.asarray(x[s:s + batch_size])) for s in range(0, x.shape[0], batch_size)]
     return np.concatenate(jax.device_get(outs), axis=0)
