@@ -31,7 +31,7 @@ class TrainState:
             params, model_state = model.init(init_key, as_spec(spec))
             state = model_state if state is None else state
         state = {} if state is None else state
-        return cls(params=params, state=state, opt_state=optimizer.init(params),
+        return cls(params=params, state=state, opt_state=jax.jit(optimizer.init)(params),
                    step=jnp.zeros((), jnp.int32), rng=rng)
 
     def replace(self, **changes) -> "TrainState":
