@@ -8,6 +8,7 @@ initializers draw from a truncated normal as Keras does; ``random_normal`` /
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -29,6 +30,13 @@ def _is_key(a) -> bool:
                                                             and a.shape == (2,))
 
 
+@functools.lru_cache(maxsize=None)
+def _variance_scaling(scale, mode, distribution):
+    # jax's variance_scaling init is jitted: one function per configuration keeps its
+    # compilation cache across layers (a new one per layer would compile every time).
+    return jinit.variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1)
+
+
 class Initializer:
     """Base class: ``init(shape, dtype='float32', key=None)`` or, as the core calls it,
     ``init(key, shape, dtype)``."""
@@ -47,6 +55,15 @@ class Initializer:
             dtype = (args[1] if len(args) > 1 else kwargs.get("dtype")) or jnp.float32
             key = jax.random.key(0 if self.seed is None else self.seed)
         return self._fn()(key, tuple(shape), jnp.dtype(dtype))
+
+    # Equal by configuration, so that layers (frozen dataclasses holding initializers) built
+    # alike are equal and share compiled inits.
+    def __eq__(self, other):
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self):
+        return hash((type(self).__name__,) + tuple(sorted((k, repr(v)) for k, v in
+                                                          vars(self).items())))
 
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -114,7 +131,7 @@ class VarianceScaling(Initializer):
 
     def _fn(self):
         dist = "normal" if self.distribution == "untruncated_normal" else self.distribution
-        return jinit.variance_scaling(self.scale, self.mode, dist, in_axis=-2, out_axis=-1)
+        return _variance_scaling(self.scale, self.mode, dist)
 
 
 class GlorotUniform(VarianceScaling):

@@ -156,23 +156,20 @@ class Model(TrainingMixin, Layer):
         return self.call(x, training=training) if takes else self.call(x)
 
     def _trace_init(self, key, spec):
+        # Runs call() once on zeros (eagerly, or traced when init itself is under a transform)
+        # creating each layer's weights on its first call.
         spec = as_spec(spec)
-
-        def run(key):
-            x = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), spec)
-            trace = _Trace(self, "init", None, None, key, False)
-            token = _TRACE.set(trace)
-            try:
-                self._call_training(x, False)
-            finally:
-                _TRACE.reset(token)
-            order = list(dict.fromkeys(list(trace.names.values()) + list(trace.params)))
-            keys = [k for k in order if k in trace.params]
-            self._k.shapes = trace.shapes
-            self._k.types = trace.types
-            self._k.order = keys
-            return ({k: trace.params[k] for k in keys}, {k: trace.state_in[k] for k in keys})
-        return jax.jit(run)(key)
+        x = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), spec)
+        trace = _Trace(self, "init", None, None, key, False)
+        token = _TRACE.set(trace)
+        try:
+            self._call_training(x, False)
+        finally:
+            _TRACE.reset(token)
+        order = list(dict.fromkeys(list(trace.names.values()) + list(trace.params)))
+        keys = [k for k in order if k in trace.params]
+        self._k.shapes, self._k.types, self._k.order = trace.shapes, trace.types, keys
+        return ({k: trace.params[k] for k in keys}, {k: trace.state_in[k] for k in keys})
 
     def _trace_apply(self, params, state, x, key, train):
         trace = _Trace(self, "apply", params, state, key, train)

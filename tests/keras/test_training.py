@@ -48,20 +48,23 @@ def test_fit_matches_a_hand_written_loop_and_its_history(data):
     ref.set_weights(w0)
     params, tx = ref.params, keras.optimizers.SGD(0.1, momentum=0.9).tx
     opt_state = tx.init(params)
+    @jax.jit
+    def step(params, opt_state, xb, yb):
+        def loss_fn(p):
+            logits = ref.apply_fn(p, {}, xb)[0]
+            return jnp.mean(_ce(logits, yb)), logits
+        (l, logits), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        u, opt_state = tx.update(g, opt_state, params)
+        return optax.apply_updates(params, u), opt_state, l, jnp.sum(jnp.argmax(logits, -1) == yb)
+
     losses, accs = [], []
     for _ in range(3):
         tot_l = tot_a = 0.0
         for s in range(0, 40, 16):  # 16, 16 and a last partial batch of 8
             xb, yb = jnp.asarray(x[s:s + 16]), jnp.asarray(y[s:s + 16])
-
-            def loss_fn(p):
-                logits = ref.apply_fn(p, {}, xb)[0]
-                return jnp.mean(_ce(logits, yb)), logits
-            (l, logits), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            u, opt_state = tx.update(g, opt_state, params)
-            params = optax.apply_updates(params, u)
+            params, opt_state, l, hits = step(params, opt_state, xb, yb)
             tot_l += float(l) * len(xb)
-            tot_a += float(jnp.sum(jnp.argmax(logits, -1) == yb))
+            tot_a += float(hits)
         losses.append(tot_l / 40)
         accs.append(tot_a / 40)
     for a, b in zip(jax.tree_util.tree_leaves(model.params), jax.tree_util.tree_leaves(params)):
