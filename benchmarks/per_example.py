@@ -1,0 +1,86 @@
+"""Per-example gradients of the MNIST CNN, batch 128: functorch_lite.per_example_grads (jit of
+vmap of grad) against torch.func.vmap(grad) and a naive PyTorch loop, in one process.
+
+    python -m benchmarks.per_example [--out result.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def _best(f, reps=10):
+    f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)) * 1000
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args(argv)
+    import jax
+    import jax.numpy as jnp
+    import functorch_lite as fl
+    import nets
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, args.batch)
+    model = nets.cnn()
+    params, _ = model.init(jax.random.key(0), (1, 28, 28, 1))
+
+    def loss(p, xb, yb):
+        return fl.losses.cross_entropy(model.apply(p, {}, xb)[0], yb)
+    peg = fl.jit(lambda p, xb, yb: fl.per_example_grads(loss, p, xb, yb))
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    out = {"fl_per_example_ms": _best(lambda: jax.block_until_ready(peg(params, xj, yj)))}
+    try:
+        import torch
+        from torch.func import functional_call, grad, vmap
+        torch.set_num_threads(__import__("os").cpu_count())
+
+        class CNN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c1, self.c2 = torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.Conv2d(32, 64, 3, padding=1)
+                self.f1, self.f2 = torch.nn.Linear(3136, 128), torch.nn.Linear(128, 10)
+
+            def forward(self, z):
+                F = torch.nn.functional
+                z = F.max_pool2d(F.relu(self.c1(z)), 2)
+                z = F.max_pool2d(F.relu(self.c2(z)), 2)
+                return self.f2(F.relu(self.f1(torch.flatten(z, 1))))
+        net = CNN()
+        tp = {k: v.detach() for k, v in net.named_parameters()}
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        yt = torch.from_numpy(y)
+
+        def tloss(p, xb, yb):
+            return torch.nn.functional.cross_entropy(functional_call(net, p, (xb[None],)), yb[None])
+        tpeg = vmap(grad(tloss), in_dims=(None, 0, 0))
+        out["torch_func_ms"] = _best(lambda: tpeg(tp, xt, yt))
+
+        def naive():
+            for i in range(args.batch):
+                net.zero_grad()
+                torch.nn.functional.cross_entropy(net(xt[i:i + 1]), yt[i:i + 1]).backward()
+        out["torch_loop_ms"] = _best(naive, reps=3)
+        out["ratio_torch_func_over_fl"] = out["torch_func_ms"] / out["fl_per_example_ms"]
+    except ImportError:
+        out["torch"] = "not installed"
+    print(json.dumps(out))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()

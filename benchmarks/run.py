@@ -1,0 +1,120 @@
+"""The benchmark suite: one command, one report.
+
+    python -m benchmarks.run [--models mlp cnn] [--epochs 3] [--only NAME ...] [--limit N]
+
+Runs each contender (benchmarks/contenders.py) in its own process, one after another, on the
+bundled MNIST, then the per-example-gradient comparison and a matmul peak probe, and writes
+``benchmarks/results/suite.md`` and ``suite.json`` with versions and machine.  Ratios are taken
+between rows of the same run.  Anchors that are not installed (Flax, Equinox, Keras 3, PyTorch:
+benchmark-only, never library dependencies) are reported as skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from .common import machine, write_report
+
+ORDER = ["raw_jax_step", "raw_jax_scan", "fl_fit", "fl_keras", "fl_torch", "keras3_jax",
+         "torch_eager", "flax_nnx", "equinox"]
+NEEDS = {"keras3_jax": "keras", "torch_eager": "torch", "flax_nnx": "flax", "equinox": "equinox"}
+
+
+def model_flops_per_sample(model: str) -> float:
+    """Training FLOPs per example (forward x 3: forward, input grads, weight grads)."""
+    if model == "mlp":
+        fwd = 2 * (784 * 512 + 512 * 512 + 512 * 10)
+    else:
+        fwd = 2 * (28 * 28 * 9 * 1 * 32 + 14 * 14 * 9 * 32 * 64 + 3136 * 128 + 128 * 10)
+    return 3.0 * fwd
+
+
+def matmul_gflops(n: int = 2048) -> float:
+    import jax
+    import jax.numpy as jnp
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(10):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _installed(mod):
+    import importlib.util
+    return importlib.util.find_spec(mod) is not None
+
+
+def run_one(name, model, epochs, limit, timeout):
+    if name in NEEDS and not _installed(NEEDS[name]):
+        return {"name": name, "model": model, "skipped": f"{NEEDS[name]} not installed"}
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        cmd = [sys.executable, "-m", "benchmarks.contenders", name, "--model", model,
+               "--epochs", str(epochs), "--out", out] + (["--limit", str(limit)] if limit else [])
+        env = dict(os.environ, KERAS_BACKEND="jax")
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"name": name, "model": model, "skipped": f"timed out after {timeout} s"}
+        if p.returncode != 0 or not os.path.exists(out):
+            tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["?"]
+            return {"name": name, "model": model, "skipped": f"failed: {tail[0][:200]}"}
+        with open(out) as f:
+            return json.load(f)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all 60000)")
+    ap.add_argument("--only", nargs="+", default=None)
+    ap.add_argument("--timeout", type=int, default=1200)
+    args = ap.parse_args(argv)
+    peak = matmul_gflops()
+    print(f"matmul peak: {peak:.0f} GFLOP/s", flush=True)
+    results = []
+    for model in args.models:
+        for name in args.only or ORDER:
+            r = run_one(name, model, args.epochs, args.limit, args.timeout)
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    rows = []
+    for model in args.models:
+        base = {r["name"]: r for r in results if r["model"] == model and "samples_per_s" in r}
+        fit = base.get("fl_fit", {}).get("samples_per_s")
+        for r in results:
+            if r["model"] != model:
+                continue
+            if "samples_per_s" not in r:
+                rows.append({"model": model, "contender": r["name"], "samples/s": "-", "x fl_fit": "-",
+                             "% matmul peak": "-", "first step s": "-", "acc after 1 epoch": "-",
+                             "peak RSS MB": "-", "note": r.get("skipped", "")})
+                continue
+            sps = r["samples_per_s"]
+            rows.append({"model": model, "contender": r["name"], "samples/s": round(sps),
+                         "x fl_fit": round(sps / fit, 3) if fit else "-",
+                         "% matmul peak": round(100 * sps * model_flops_per_sample(model) / (peak * 1e9), 1),
+                         "first step s": round(r["first_step_s"], 2),
+                         "acc after 1 epoch": round(r["test_accuracy_after_epoch_1"], 4),
+                         "peak RSS MB": round(r["peak_rss_mb"]), "note": ""})
+    pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example"], capture_output=True, text=True,
+                        timeout=args.timeout)
+    per_example = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
+    print("per-example gradients (CNN, batch 128):", per_example)
+    write_report("suite", rows, {"matmul_gflops": peak, "per_example": per_example, "raw": results,
+                                 "args": vars(args),
+                                 "flops_per_sample": {m: model_flops_per_sample(m) for m in args.models}})
+
+
+if __name__ == "__main__":
+    main()
