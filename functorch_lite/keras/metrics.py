@@ -50,13 +50,13 @@ def categorical_accuracy(y_true, y_pred):
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Mean over the last axis of ``(y_pred > threshold) == y_true``."""
+    """Element-wise ``(y_pred > threshold) == y_true`` (as Keras 3; the metric averages)."""
     y_true = _losses.match_rank(y_true, y_pred)
     if jnp.shape(y_true) != jnp.shape(y_pred):
         raise ShapeError(f"binary_accuracy: y_true shape {tuple(jnp.shape(y_true))} does not "
                          f"match y_pred shape {tuple(jnp.shape(y_pred))}")
     hit = (y_pred > threshold).astype(jnp.float32) == jnp.asarray(y_true, jnp.float32)
-    return jnp.mean(hit.astype(jnp.float32), axis=-1)
+    return hit.astype(jnp.float32)
 
 
 def _in_top_k(y_pred, labels, k):
