@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -350,7 +350,9 @@ class DataParallel:
         """``(global_batch, n_real)`` from this process's part of a global batch: the global
         batch is the processes' parts concatenated in process order (in one process, the batch
         itself).  With ``pad`` a part not divisible by ``local_num_shards`` is padded with
-        weight-0 rows first (every process must pass the same local size)."""
+        weight-0 rows first (every process must pass the same local size).  Needs a mesh whose
+        batch shards are contiguous per process, as ``data_parallel_mesh`` / ``make_mesh`` over
+        ``jax.devices()`` in its order give; arrays passed to ``fit`` have no such constraint."""
         leaves = local_batch if isinstance(local_batch, (tuple, list)) else (local_batch,)
         if all(isinstance(a, jax.Array) and not a.is_fully_addressable for a in leaves):
             self.check_batch_size(leaves[0].shape[0], "host_local_batch_to_global")

@@ -29,7 +29,7 @@ import pytest  # noqa: E402
 import functorch_lite as fl  # noqa: E402
 from functorch_lite import distributed as fld  # noqa: E402
 from functorch_lite.core.errors import ConfigError  # noqa: E402
-from functorch_lite.train import TrainState, make_train_step  # noqa: E402
+from functorch_lite.train import TrainState  # noqa: E402
 
 TOL = dict(rtol=2e-5, atol=2e-6)
 
