@@ -75,10 +75,12 @@ def _call_with(module, params, state, args, kwargs, *, key=None, train=None, str
             raise TreeMismatchError(f"functional_call({type(module).__name__}): unexpected key "
                                     f"'{name}'; the module has parameters {sorted(named_params)} "
                                     f"and buffers {sorted(buffer_owner)}")
-    # buffers that a forward may replace (BatchNorm statistics) are restored afterwards too
+    # buffers a forward may replace or update in place (BatchNorm statistics) are restored too
+    nodes = []
     for name, (m, attr) in buffer_owner.items():
         if name not in state:
             swaps.append((m._buffers, attr, m._buffers[attr]))
+            nodes.append((m._buffers[attr], m._buffers[attr]._node))
     modes = [(m, m.training) for m in module.modules()]
     if train is not None:
         module.train(bool(train))
@@ -93,6 +95,8 @@ def _call_with(module, params, state, args, kwargs, *, key=None, train=None, str
         _random.pop_key()
         for store, attr, old in reversed(swaps):
             store[attr] = old
+        for t, node in nodes:
+            t._set_node(node)
         for m, mode in modes:
             m.__dict__["training"] = mode
     return out if state_in is None else (out, new_state)
