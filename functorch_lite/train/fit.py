@@ -135,6 +135,7 @@ class Trainer:
 
     def __init__(self, model, loss, optimizer, metrics):
         self.model = model
+        self.loss = loss
         self.train_step = make_train_step(model, loss, optimizer, metrics=metrics)
         self.tx = self.train_step.tx
         self.eval_step = make_eval_step(model, loss, metrics=metrics)
@@ -251,7 +252,7 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     ts = train_state if sharded is None else sharded.dist.put_state(train_state)
     trainer.train_state = ts
     first_batch = arrays if arrays is not None else next(iter(data))
-    check_targets(model, loss, first_batch[0], first_batch[1])
+    check_targets(model, trainer.loss, first_batch[0], first_batch[1])
     rng = np.random.default_rng(seed)
     if arrays is None:
         dev = None
