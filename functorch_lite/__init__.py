@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import checkpoint, core, datasets, layers, losses, metrics, optim, train, transforms
+from . import checkpoint, core, datasets, distributed, layers, losses, metrics, optim, train, transforms
 from .core import (CheckpointError, ConfigError, DataError, Lambda, Module, Parallel, Residual,
                    Sequential, ShapeError, TreeMismatchError, as_spec, has_state, output_spec,
                    without_state)
@@ -40,6 +40,7 @@ def __getattr__(name):
 __all__ = [
     "Activation", "AdaptiveAvgPool", "AvgPool", "AvgPool1D", "AvgPool2D", "BatchNorm", "Callback",
     "CheckpointError", "ConfigError", "Conv", "Conv1D", "Conv2D", "DataError", "Dense", "Dropout",
+    "distributed",
     "Embedding", "Flatten", "GlobalAvgPool", "GlobalMaxPool", "History", "Lambda", "LayerNorm",
     "MaxPool", "MaxPool1D", "MaxPool2D", "Module", "Parallel", "Reshape", "Residual", "Sequential",
     "ShapeError", "TrainState", "TreeMismatchError", "as_spec", "checkpoint", "core", "datasets",
