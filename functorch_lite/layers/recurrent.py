@@ -4,8 +4,8 @@ Parameters mirror PyTorch's so its weights load verbatim: one dict per layer and
 named like torch's suffixes (``'l0'``, ``'l0_reverse'``, ``'l1'``, ...), each holding
 ``{'weight_ih': (G*H, in), 'weight_hh': (G*H, H), 'bias_ih': (G*H,), 'bias_hh': (G*H,)}`` with
 torch's gate order (LSTM: i, f, g, o; GRU: r, z, n, G = 4 and 3; SimpleRNN: G = 1).  Every
-parameter starts U(-1/sqrt(H), 1/sqrt(H)) as in torch.  ``params_from_torch`` and
-``params_to_torch`` convert a torch ``state_dict`` (flat ``weight_ih_l0_reverse`` names).
+parameter starts U(-1/sqrt(H), 1/sqrt(H)) as in torch.  ``rnn_params_from_torch`` and
+``rnn_params_to_torch`` convert a torch ``state_dict`` (flat ``weight_ih_l0_reverse`` names).
 
 Input: ``x`` of shape (N, T, C) (``batch_first=True``) or (T, N, C), or a tuple
 ``(x, initial_state)`` where ``initial_state`` is ``h_0`` (SimpleRNN, GRU) or ``(h_0, c_0)``
@@ -17,6 +17,9 @@ time step ``outputs[:, -1]`` (N, D*H) (as torch's ``out[:, -1]``: for the revers
 is its output after one step; the final states ``h_n`` hold each direction's last step).  With
 ``return_state=True`` the output is ``(outputs, final_state)``, ``final_state`` being ``h_n`` or
 ``(h_n, c_n)`` of shape (num_layers * num_directions, N, H), like torch.
+
+``dropout`` acts on the inputs of layers 1.. (as torch) only when ``train=True``; layer ``l``'s
+input goes through ``Dropout(dropout)`` with key ``jax.random.fold_in(key, l)``.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from ..core.module import Module, as_spec
 from . import activations
 from .dropout import Dropout
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "params_from_torch", "params_to_torch"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "rnn_params_from_torch", "rnn_params_to_torch"]
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -41,7 +44,7 @@ def _suffix(layer: int, reverse: bool) -> str:
     return f"l{layer}" + ("_reverse" if reverse else "")
 
 
-def params_from_torch(state_dict) -> dict:
+def rnn_params_from_torch(state_dict) -> dict:
     """A torch ``nn.RNN``/``nn.LSTM``/``nn.GRU`` ``state_dict`` (``weight_ih_l0``, ...,
     ``bias_hh_l1_reverse``) -> this module's nested params ``{'l0': {'weight_ih', ...}, ...}``
     (tensors become jax arrays; nothing is transposed)."""
@@ -53,13 +56,13 @@ def params_from_torch(state_dict) -> dict:
                 params.setdefault(name[len(w) + 1:], {})[w] = jnp.asarray(arr)
                 break
         else:
-            raise ConfigError(f"params_from_torch: unexpected entry {name!r}; expected names like "
+            raise ConfigError(f"rnn_params_from_torch: unexpected entry {name!r}; expected names like "
                               f"'weight_ih_l0' or 'bias_hh_l1_reverse' (proj_size is not supported)")
     return params
 
 
-def params_to_torch(params) -> dict:
-    """The inverse of ``params_from_torch``: flat torch names -> numpy arrays (load them with
+def rnn_params_to_torch(params) -> dict:
+    """The inverse of ``rnn_params_from_torch``: flat torch names -> numpy arrays (load them with
     ``module.load_state_dict({k: torch.from_numpy(v) ...})``)."""
     import numpy as np
     return {f"{w}_{sfx}": np.array(p[w]) for sfx, p in params.items() for w in _WEIGHTS if w in p}

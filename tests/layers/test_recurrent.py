@@ -11,7 +11,7 @@ from functorch_lite.core.errors import ConfigError, ShapeError
 from functorch_lite.core.module import output_spec
 from functorch_lite.layers.dense import Dense
 from functorch_lite.layers.dropout import Dropout
-from functorch_lite.layers.recurrent import GRU, LSTM, SimpleRNN, params_from_torch, params_to_torch
+from functorch_lite.layers.recurrent import GRU, LSTM, SimpleRNN, rnn_params_from_torch, rnn_params_to_torch
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
@@ -61,7 +61,7 @@ def test_matches_torch_with_final_states(torch, rng, kind, num_layers, bidirecti
     shape = (N, T, C) if batch_first else (T, N, C)
     x = rng.standard_normal(shape).astype(np.float32)
     out_t, state_t = tm(torch.from_numpy(x))
-    params = params_from_torch(tm.state_dict())
+    params = rnn_params_from_torch(tm.state_dict())
     # our init produces exactly torch's tree of shapes
     ref, _ = jax.eval_shape(lambda k: layer.init(k, shape), jax.random.key(0))
     assert jax.tree_util.tree_map(jnp.shape, ref) == jax.tree_util.tree_map(jnp.shape, params)
@@ -93,7 +93,7 @@ def test_initial_state_and_last_step(torch, rng, kind):
     else:
         out_t, hn_t = tm(torch.from_numpy(x), torch.from_numpy(h0))
         init = jnp.asarray(h0)
-    params = params_from_torch(tm.state_dict())
+    params = rnn_params_from_torch(tm.state_dict())
     (y, final), _ = _jit_apply(layer)(params, {}, (jnp.asarray(x), init))
     assert y.shape == (N, 2 * H)
     np.testing.assert_allclose(np.asarray(y), _np(out_t)[:, -1], **TOL)   # torch's out[:, -1]
@@ -115,7 +115,7 @@ def dataclass_replace(m, **kw):
 def test_no_bias_matches_torch(torch, rng, kind):
     torch.manual_seed(2)
     tm, layer = _pair(torch, kind, 3, 5, use_bias=False)
-    params = params_from_torch(tm.state_dict())
+    params = rnn_params_from_torch(tm.state_dict())
     assert set(params["l0"]) == {"weight_ih", "weight_hh"}
     assert jax.tree_util.tree_structure(layer.init(jax.random.key(0), (1, 2, 3))[0]) == \
         jax.tree_util.tree_structure(params)
@@ -128,11 +128,11 @@ def test_params_roundtrip_through_torch_state_dict(torch, rng):
     layer = GRU(4, num_layers=2, bidirectional=True)
     params, _ = layer.init(jax.random.key(3), (2, 5, 3))
     tm = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
-    tm.load_state_dict({k: torch.from_numpy(v) for k, v in params_to_torch(params).items()})
+    tm.load_state_dict({k: torch.from_numpy(v) for k, v in rnn_params_to_torch(params).items()})
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
     y, _ = layer.apply(params, {}, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(y), _np(tm(torch.from_numpy(x))[0]), **TOL)
-    back = params_from_torch(tm.state_dict())
+    back = rnn_params_from_torch(tm.state_dict())
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), params, back)
 
 
@@ -184,7 +184,7 @@ def test_gradients_match_torch_autograd(torch, rng, kind):
     target = rng.standard_normal((2, 5, 8)).astype(np.float32)
     xt = torch.from_numpy(x).requires_grad_()
     (tm(xt)[0] * torch.from_numpy(target)).sin().sum().backward()
-    params = params_from_torch(tm.state_dict())
+    params = rnn_params_from_torch(tm.state_dict())
 
     def loss(p, x):
         return jnp.sum(jnp.sin(layer.apply(p, {}, x)[0] * target))
@@ -200,7 +200,7 @@ def test_dropout_between_layers(torch, rng):
     torch.manual_seed(6)
     tm, layer = _pair(torch, "gru", 3, 4, num_layers=2, dropout=0.5)
     tm.eval()   # torch applies no dropout in eval mode; neither do we with train=False
-    params = params_from_torch(tm.state_dict())
+    params = rnn_params_from_torch(tm.state_dict())
     x = jnp.asarray(rng.standard_normal((2, 6, 3)).astype(np.float32))
     y_eval, _ = _jit_apply(layer)(params, {}, x)
     np.testing.assert_allclose(np.asarray(y_eval), _np(tm(torch.tensor(np.asarray(x)))[0]), **TOL)
@@ -281,6 +281,6 @@ def test_config_errors():
         SimpleRNN(3, activation="tanhh")
     with pytest.raises(TypeError, match=r"takes 2 positional arguments"):
         SimpleRNN(3, "relu")
-    with pytest.raises(ConfigError, match=r"params_from_torch: unexpected entry 'weight_hr_l0'; expected "
+    with pytest.raises(ConfigError, match=r"rnn_params_from_torch: unexpected entry 'weight_hr_l0'; expected "
                                           r"names like 'weight_ih_l0'"):
-        params_from_torch({"weight_hr_l0": np.zeros((2, 2))})
+        rnn_params_from_torch({"weight_hr_l0": np.zeros((2, 2))})
