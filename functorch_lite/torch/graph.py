@@ -190,7 +190,7 @@ def record(op: str, nodes, attrs: tuple = (), lazy: bool = False) -> Node:
             flush()   # a pending gradient used in a new computation: run its backward first
             break
     if st.pending > MAX_PENDING:
-        flush()       # nothing asked for a value for a long time: cut the chain here
+        flush(include_cheap=True)   # nothing asked for a value for long: cut the chain here
     st.pending += 1
     try:
         aval, multi = _infer(op, attrs, nodes)
@@ -375,9 +375,10 @@ def mark_step():
     flush()
 
 
-def flush(extra=(), update=None):
+def flush(extra=(), update=None, include_cheap=False):
     """Run every pending computation still alive as one compiled call: the pending backward
-    (if any), the values of all live lazy tensors and ``update`` (an optimizer step fused in).
+    (if any), the values of all live lazy tensors (but cheap data selections, unless
+    ``include_cheap``) and ``update`` (an optimizer step fused in).
     """
     b = _PENDING[0]
     _PENDING[0] = None
@@ -386,7 +387,8 @@ def flush(extra=(), update=None):
     seen = set()
     for t in list(LIVE):
         n = t._node
-        if n.value is None and not n.cheap and n.op != "grad" and id(n) not in seen:
+        if n.value is None and (include_cheap or not n.cheap) and n.op != "grad" \
+                and id(n) not in seen:
             seen.add(id(n))
             roots.append(n)
     for n in extra:

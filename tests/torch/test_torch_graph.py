@@ -248,3 +248,15 @@ def test_recompile_reasons_name_what_changed():
     (torch.ones(5, 4) @ w).sum().backward()
     w.grad.sum().item()
     assert "(3, 4) float32 -> input (5, 4) float32" in " ".join(torch.compile_log().reasons[-3:])
+
+
+def test_chains_of_cheap_view_ops_are_cut_too(monkeypatch):
+    monkeypatch.setattr(graph, "MAX_PENDING", 30)
+    x = next(iter(DataLoader(_dataset(8), batch_size=8)))[0]
+    for _ in range(100):
+        x = x.view(4, 8).view(8, 4)
+    depth, n = 0, x._node
+    while n.value is None and n.inputs:
+        n, depth = n.inputs[0], depth + 1
+    assert depth <= 62
+    assert x.shape == (8, 4) and x.sum().item() == pytest.approx(_dataset(8).tensors[0].sum().item())
