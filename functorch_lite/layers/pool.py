@@ -1,12 +1,14 @@
 """Pooling: MaxPool, AvgPool (1-d/2-d/3-d), global pools, adaptive average pooling.
 
-Non-overlapping, unpadded pools (window == strides) run as a reshape and a max/mean, which XLA's
-CPU backend runs several times faster than ``lax.reduce_window`` (whose max gradient is a slow
-select-and-scatter); other configurations use ``reduce_window``.  Results are identical.
+Non-overlapping, unpadded pools (window == strides) run as elementwise maxima of strided slices
+(max) or a reshape and a mean (average), which XLA's CPU backend runs many times faster than
+``lax.reduce_window`` (whose max gradient is a slow select-and-scatter); other configurations use
+``reduce_window``.  Results are identical.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -47,20 +49,27 @@ def _full(vals, ndim, axes, fill):
     return tuple(out)
 
 
-def _reshape_pool(x, window, axes, reducer):
-    """Pool with window == strides and no padding by cropping, reshaping and reducing."""
-    crop = tuple(slice(None) if a not in axes else slice(0, (x.shape[a] // window[axes.index(a)]) * window[axes.index(a)])
-                 for a in range(x.ndim))
-    x = x[crop]
+def _tiled_pool(x, window, axes, kind):
+    """Pool with window == strides and no padding (the trailing remainder is dropped, as in
+    PyTorch): the max is an elementwise ``maximum`` of the window's strided slices, axis by axis,
+    whose forward and backward XLA's CPU backend runs ~2.5x faster than a reshape-and-max and
+    ~25x faster than ``reduce_window`` (select-and-scatter); the mean is a reshape and a mean."""
+    w_of = dict(zip(axes, window))
+    x = x[tuple(slice(0, (x.shape[a] // w_of[a]) * w_of[a]) if a in w_of else slice(None)
+                for a in range(x.ndim))]
+    if kind == "max":
+        for a, w in w_of.items():
+            parts = [lax.slice_in_dim(x, i, x.shape[a], stride=w, axis=a) for i in range(w)]
+            x = functools.reduce(jnp.maximum, parts)
+        return x
     shape, red = [], []
     for a in range(x.ndim):
-        if a in axes:
-            w = window[axes.index(a)]
-            shape += [x.shape[a] // w, w]
+        if a in w_of:
+            shape += [x.shape[a] // w_of[a], w_of[a]]
             red.append(len(shape) - 1)
         else:
             shape.append(x.shape[a])
-    return reducer(x.reshape(shape), axis=tuple(red))
+    return jnp.mean(x.reshape(shape), axis=tuple(red))
 
 
 def _pool(x, window, strides, padding, layout, kind, count_include_pad, layer):
@@ -74,7 +83,7 @@ def _pool(x, window, strides, padding, layout, kind, count_include_pad, layer):
             raise ShapeError(format_error(
                 layer, f"spatial size {x.shape[a]} smaller than pool window {w} (input {tuple(x.shape)})"))
     if padding == "VALID" and tuple(strides) == tuple(window):
-        return _reshape_pool(x, window, axes, jnp.max if kind == "max" else jnp.mean)
+        return _tiled_pool(x, window, axes, kind)
     dims = _full(window, x.ndim, axes, 1)
     strd = _full(strides, x.ndim, axes, 1)
     pads = padding if isinstance(padding, str) else _full(padding, x.ndim, axes, (0, 0))
