@@ -13,6 +13,7 @@ the bundled MNIST; the loss printed is the per-pixel mean BCE.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 
@@ -97,9 +98,14 @@ def make_step(model, tx):
     return step
 
 
+@functools.lru_cache(maxsize=8)
+def _summed_loss(model):
+    return jax.jit(lambda p, xb: reconstruction_loss(model, p, xb) * xb.shape[0])
+
+
 def evaluate(model, params, x, batch_size: int = 1000) -> float:
     """The mean reconstruction loss over ``x``."""
-    fn = jax.jit(lambda p, xb: reconstruction_loss(model, p, xb) * xb.shape[0])
+    fn = _summed_loss(model)
     total = sum(float(fn(params, jnp.asarray(x[i:i + batch_size]))) for i in range(0, len(x), batch_size))
     return total / len(x)
 

@@ -20,6 +20,7 @@ probabilities).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 
 import jax
@@ -132,6 +133,7 @@ def make_step(g, d, g_tx, d_tx, latent_dim: int):
     return step
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5))
 def sample(g, g_params, g_state, key, n: int, latent_dim: int):
     """``n`` generated images (n, 28, 28, 1) in [-1, 1] (inference mode: running BN statistics)."""
     return g.apply(g_params, g_state, jax.random.normal(key, (n, latent_dim)))[0]
@@ -141,11 +143,18 @@ def discriminator_scores(g, d, states, real, key, latent_dim: int) -> dict:
     """How well the discriminator tells ``real`` images from as many fresh fakes:
     ``{'accuracy': ..., 'auc': ...}`` (threshold 0 on the logits, and the threshold-free
     :func:`separation`; both 0.5 at chance)."""
-    fake = sample(g, states["g"].params, states["g"].state, key, real.shape[0], latent_dim)
-    real_logits = d.apply(states["d"].params, {}, jnp.asarray(real))[0]
-    fake_logits = d.apply(states["d"].params, {}, fake)[0]
-    return {"accuracy": float(0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))),
-            "auc": float(separation(real_logits, fake_logits))}
+    acc, auc = _scores(g, d, states["g"].params, states["g"].state, states["d"].params,
+                       jnp.asarray(real), key, latent_dim)
+    return {"accuracy": float(acc), "auc": float(auc)}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 7))
+def _scores(g, d, g_params, g_state, d_params, real, key, latent_dim):
+    fake = g.apply(g_params, g_state, jax.random.normal(key, (real.shape[0], latent_dim)))[0]
+    real_logits = d.apply(d_params, {}, real)[0]
+    fake_logits = d.apply(d_params, {}, fake)[0]
+    return (0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
+            separation(real_logits, fake_logits))
 
 
 def parse_args(argv=None):

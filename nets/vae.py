@@ -19,6 +19,7 @@ key is ``fold_in(rng, step)`` of the TrainState.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 
@@ -131,9 +132,14 @@ def make_step(model, tx):
     return step
 
 
+@functools.lru_cache(maxsize=8)
+def _summed_loss(model):
+    return jax.jit(lambda p, xb, k: elbo_loss(model, p, xb, k)[0] * xb.shape[0])
+
+
 def evaluate(model, params, x, key, batch_size: int = 1000) -> float:
     """The mean negative ELBO (one sample per image) over ``x``."""
-    fn = jax.jit(lambda p, xb, k: elbo_loss(model, p, xb, k)[0] * xb.shape[0])
+    fn = _summed_loss(model)
     total = sum(float(fn(params, jnp.asarray(x[i:i + batch_size]), jax.random.fold_in(key, i)))
                 for i in range(0, len(x), batch_size))
     return total / len(x)
@@ -160,7 +166,7 @@ def main(argv=None) -> dict:
                                      batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
     final = evaluate(model, ts.params, x_test, eval_key)
     print(f"test loss (negative ELBO, nats per image): {final:.2f}")
-    samples = model.sample(ts.params, sample_key, 64)
+    samples = jax.jit(model.sample, static_argnums=2)(ts.params, sample_key, 64)
     path = _common.save_checkpoint(args.out, "vae", {"params": ts.params, "opt_state": ts.opt_state,
                                                      "step": ts.step})
     return {"initial_loss": initial, "test_loss": final, "history": history, "params": ts.params,

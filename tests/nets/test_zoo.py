@@ -80,17 +80,18 @@ def test_resnet_blocks_downsample_with_projection_shortcuts():
 
 
 def test_resnet_batchnorm_state_moves_only_in_training():
-    # the same parameter shapes as the training run below: random-init compiles are shared
-    model = resnet_mod.resnet(8)
+    # the model and init spec of the training run below (batch 32): eager inits are compiled
+    # once per (model, spec) and cached, so the two tests share that compile
+    model, spec = resnet_mod.resnet(8), (32, 32, 32, 1)
     x = jax.random.normal(jax.random.key(1), (2, 32, 32, 1))
-    params, state = model.init(jax.random.key(0), x.shape)
+    params, state = model.init(jax.random.key(0), spec)
     _, same = model.apply(params, state, x)
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), state, same))
     _, moved = model.apply(params, state, x, train=True)
     changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), state, moved)
     assert all(jax.tree_util.tree_leaves(changed))   # every BatchNorm, shortcuts included
     with pytest.raises(ValueError, match="has state"):
-        fl.without_state(model).init(jax.random.key(0), x.shape)
+        fl.without_state(model).init(jax.random.key(0), spec)
 
 
 def test_lstm_classifier_shape_contract_and_parameter_count():
@@ -202,6 +203,21 @@ def test_dcgan_shapes():
 
 
 # ---------------------------------------------------------------- training entry points
+
+ENTRY_POINTS = [linreg_mod, logreg_mod, resnet_mod, lstm_mod, tf_mod, ae_mod, vae_mod, gan_mod]
+
+
+@pytest.mark.parametrize("mod", ENTRY_POINTS, ids=lambda m: m.__name__.split(".")[-1])
+def test_entry_points_share_validated_flags(mod, capsys):
+    args = mod.parse_args(["--epochs", "3", "--batch-size", "16", "--lr", "0.5", "--seed", "7",
+                           "--limit", "100", "--out", "somewhere"])
+    assert (args.epochs, args.batch_size, args.lr, args.seed, args.limit, args.out) == (
+        3, 16, 0.5, 7, 100, "somewhere")
+    for bad in (["--epochs", "0"], ["--lr", "-1"], ["--limit", "0"]):
+        with pytest.raises(SystemExit):
+            mod.parse_args(bad)
+        assert "expected a positive number" in capsys.readouterr().err
+
 
 def test_linear_regression_recovers_the_true_weights(tmp_path, capsys):
     result = linreg_mod.main(["--epochs", "20", "--out", str(tmp_path)])
