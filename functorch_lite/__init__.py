@@ -17,8 +17,9 @@ from .core import (CheckpointError, ConfigError, DataError, Lambda, Module, Para
                    Sequential, ShapeError, TreeMismatchError, as_spec, has_state, output_spec,
                    without_state)
 from .layers import (Activation, AdaptiveAvgPool, AvgPool, AvgPool1D, AvgPool2D, BatchNorm, Conv,
-                     Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalAvgPool,
-                     GlobalMaxPool, LayerNorm, MaxPool, MaxPool1D, MaxPool2D, Reshape)
+                     Conv1D, Conv2D, ConvTranspose, ConvTranspose2D, Dense, Dropout, Embedding,
+                     Flatten, GlobalAvgPool, GlobalMaxPool, GRU, LayerNorm, LSTM, MaxPool, MaxPool1D,
+                     MaxPool2D, MultiHeadAttention, Reshape, SimpleRNN, Upsample)
 from .layers.activations import (elu, gelu, hard_tanh, identity, leaky_relu, log_softmax, relu,
                                  relu6, selu, sigmoid, silu, softmax, softplus, swish, tanh)
 from .train import Callback, History, TrainState, evaluate, fit, predict
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointError", "ConfigError", "Conv", "Conv1D", "Conv2D", "DataError", "Dense", "Dropout",
     "distributed",
     "Embedding", "Flatten", "GlobalAvgPool", "GlobalMaxPool", "History", "Lambda", "LayerNorm",
+    "ConvTranspose", "ConvTranspose2D", "GRU", "LSTM", "MultiHeadAttention", "SimpleRNN", "Upsample",
     "MaxPool", "MaxPool1D", "MaxPool2D", "Module", "Parallel", "Reshape", "Residual", "Sequential",
     "ShapeError", "TrainState", "TreeMismatchError", "as_spec", "checkpoint", "core", "datasets",
     "elu", "ensemble", "evaluate", "fit", "functional_call", "gelu", "grad", "grad_and_value",
