@@ -1,5 +1,7 @@
 """SimpleRNN / LSTM / GRU: parity with torch nn.RNN/LSTM/GRU (weights copied verbatim), final
 states, initial states, finite differences, torch autograd, dropout between layers, errors."""
+import dataclasses
+
 import numpy as np
 import pytest
 import jax
@@ -101,14 +103,9 @@ def test_initial_state_and_last_step(torch, rng, kind):
     if kind == "lstm":
         np.testing.assert_allclose(np.asarray(final[1]), _np(cn_t), **TOL)
     # without return_state the output is the array alone; a list (x, h0) works too
-    plain = dataclass_replace(layer, return_state=False)
+    plain = dataclasses.replace(layer, return_state=False)
     y2, _ = plain.apply(params, {}, [jnp.asarray(x), init])
     np.testing.assert_allclose(np.asarray(y2), np.asarray(y), atol=0, rtol=0)
-
-
-def dataclass_replace(m, **kw):
-    import dataclasses
-    return dataclasses.replace(m, **kw)
 
 
 @pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
