@@ -28,3 +28,17 @@ def x64():
     """Run the test body with 64-bit types enabled (finite-difference gradient checks)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session")
+def ones_init():
+    """``ones_init(model, spec) -> (params, state)`` with every leaf ones, shapes/dtypes from
+    ``jax.eval_shape(model.init)``: for tests that need a valid tree but not random values
+    (error messages, tree structure). Each new shape drawn by the real initializers costs an
+    XLA compile (~0.5-1 s of CPU here), so this keeps such tests cheap."""
+    import jax.numpy as jnp
+
+    def init(model, spec):
+        shapes = jax.eval_shape(lambda k: model.init(k, spec), jax.random.key(0))
+        return jax.tree_util.tree_map(lambda s: jnp.ones(s.shape, s.dtype), shapes)
+    return init

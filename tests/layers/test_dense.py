@@ -93,7 +93,7 @@ def test_parameter_gradients_match_torch_autograd(torch, rng):
 
     def loss(p, x):
         return jnp.mean((layer.apply(p, {}, x)[0] - t) ** 2)
-    value, (g, gx) = jax.value_and_grad(loss, argnums=(0, 1))(params, jnp.asarray(x))
+    value, (g, gx) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, jnp.asarray(x))
     np.testing.assert_allclose(float(value), loss_t.item(), **TOL)
     np.testing.assert_allclose(np.asarray(g["kernel"]), lin.weight.grad.numpy().T, **TOL)
     np.testing.assert_allclose(np.asarray(g["bias"]), lin.bias.grad.numpy(), **TOL)
