@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import jax
 import jax.numpy as jnp
+from jax.test_util import check_grads
 
 from functorch_lite.core.combinators import Sequential
 from functorch_lite.core.errors import ConfigError, ShapeError
@@ -26,6 +27,14 @@ def test_forward_and_grad_match_torch(torch, rng, ids_shape):
     (yt * torch.from_numpy(w)).sum().backward()
     g = jax.jit(jax.grad(lambda p: jnp.sum(layer.apply(p, {}, jnp.asarray(ids))[0] * w)))(params)
     np.testing.assert_allclose(np.asarray(g["embedding"]), emb.weight.grad.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_matches_finite_differences(x64, rng):
+    ids = jnp.asarray([[1, 4, 1], [0, 2, 4]])
+    table = jnp.asarray(rng.standard_normal((5, 3)))
+    layer = Embedding(5, 3)
+    check_grads(lambda p: jnp.sin(layer.apply(p, {}, ids)[0]), ({"embedding": table},), order=2,
+                modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
 
 
 def test_init_is_standard_normal_and_spec_independent():
