@@ -89,7 +89,8 @@ def test_activation_module():
     layer = Activation("gelu")
     assert layer.init(jax.random.key(0), x.shape) == ({}, {})
     y, state = layer.apply({}, {}, x)
-    np.testing.assert_array_equal(y, A.gelu(x)) and state == {}
+    np.testing.assert_array_equal(y, A.gelu(x))
+    assert state == {}
     assert Activation(A.tanh).apply({}, {}, x)[0].tolist() == jnp.tanh(x).tolist()
     assert repr(Activation("gelu")) == "Activation(fn='gelu')" and Activation("gelu").name == "gelu"
     assert Activation(A.tanh).name == "tanh"
