@@ -2,9 +2,9 @@
 optimizers, and one jitted step that updates the discriminator and then the generator.
 
 * ``generator(latent_dim=64)``: latent (N, latent_dim) -> Dense(7*7*64) BN relu -> Reshape(7, 7, 64)
-  -> upsample x2 -> Conv3x3(32) BN relu -> upsample x2 -> Conv3x3(1) -> tanh: images
-  (N, 28, 28, 1) in [-1, 1].  It has state (BatchNorm running statistics): use init/apply with
-  state.  Upsampling is nearest-neighbour (``jnp.repeat``) followed by the convolution.
+  -> ConvTranspose4x4/2(32) BN relu -> ConvTranspose4x4/2(1) -> tanh: images (N, 28, 28, 1) in
+  [-1, 1] (``upsample='nearest'``: Upsample(2) + Conv3x3 instead of each transposed conv).  It
+  has state (BatchNorm running statistics): use init/apply with state.
 * ``discriminator()``: images (N, 28, 28, 1) -> Conv4x4/2(32) leaky_relu(0.2) -> Conv4x4/2(64)
   leaky_relu(0.2) -> Flatten -> Dense(1): real-vs-fake LOGITS (N, 1); stateless.
 
@@ -19,7 +19,6 @@ probabilities).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 
@@ -29,23 +28,11 @@ import optax
 
 import functorch_lite as fl
 from functorch_lite import layers as L
-from functorch_lite.core import Module, Sequential
+from functorch_lite.core import ConfigError, Sequential
 from functorch_lite.layers.activations import leaky_relu, relu, tanh
 from functorch_lite.losses import binary_cross_entropy_with_logits
 
 from . import _common
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class NearestUpsample(Module):
-    """Nearest-neighbour upsampling of NHWC images by an integer ``factor`` (``jnp.repeat``)."""
-    factor: int = 2
-
-    def init(self, key, spec):
-        return {}, {}
-
-    def apply(self, params, state, x, *, key=None, train=False):
-        return jnp.repeat(jnp.repeat(x, self.factor, axis=1), self.factor, axis=2), state
 
 
 def leaky_relu_02(x):
@@ -53,13 +40,25 @@ def leaky_relu_02(x):
     return leaky_relu(x, 0.2)
 
 
-def generator(latent_dim: int = 64, *, width: int = 64) -> Sequential:
-    """Latent (N, latent_dim) -> images (N, 28, 28, 1) in [-1, 1]."""
+def generator(latent_dim: int = 64, *, width: int = 64, upsample: str = "transpose") -> Sequential:
+    """Latent (N, latent_dim) -> images (N, 28, 28, 1) in [-1, 1].
+
+    ``upsample='transpose'``: each x2 step is a ``ConvTranspose(k=4, strides=2, padding=1)``
+    (torch's DCGAN block: 7 -> 14 -> 28); ``'nearest'``: ``Upsample(2)`` then a 3x3 ``Conv``.
+    """
     del latent_dim  # the input spec gives it; kept in the signature to document the contract
+    if upsample == "transpose":
+        def up(filters):
+            return [L.ConvTranspose(filters, (4, 4), strides=2, padding=1)]
+    elif upsample == "nearest":
+        def up(filters):
+            return [L.Upsample(2), L.Conv(filters, (3, 3), padding="same")]
+    else:
+        raise ConfigError(f"generator: upsample expected 'transpose' or 'nearest', got {upsample!r}")
     return Sequential([
         L.Dense(7 * 7 * width), L.BatchNorm(decay=0.9), relu, L.Reshape((7, 7, width)),
-        NearestUpsample(2), L.Conv(width // 2, (3, 3), padding="same"), L.BatchNorm(decay=0.9), relu,
-        NearestUpsample(2), L.Conv(1, (3, 3), padding="same"), tanh,
+        *up(width // 2), L.BatchNorm(decay=0.9), relu,
+        *up(1), tanh,
     ])
 
 
