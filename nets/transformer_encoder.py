@@ -26,12 +26,16 @@ import numpy as np
 
 from functorch_lite import layers as L
 from functorch_lite.core import ConfigError, Module, ShapeError, Sequential, as_spec
-from functorch_lite.core.combinators import _child_keys
 from functorch_lite.core.errors import format_error, scope
 from functorch_lite.layers.activations import gelu
 from functorch_lite.layers.attention import MultiHeadAttention
 
 from . import _common
+
+
+def _split(key, n):
+    """``n`` subkeys of ``key`` (``None`` each when ``key`` is None), as the combinators do."""
+    return (None,) * n if key is None else tuple(jax.random.split(key, n))
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -80,14 +84,14 @@ class EncoderBlock(Module):
     def init(self, key, spec):
         spec = as_spec(spec)
         params, state = {}, {}
-        for (name, layer), k in zip(self.children.items(), _child_keys(key, 4)):
+        for (name, layer), k in zip(self.children.items(), _split(key, 4)):
             with scope(name):
                 params[name], state[name] = layer.init(k, spec)
         return params, state
 
     def apply(self, params, state, x, *, key=None, train=False):
         c = self.children
-        k_attn, k_mlp = _child_keys(key, 2)
+        k_attn, k_mlp = _split(key, 2)
         h = c["0_layer_norm"].apply(params["0_layer_norm"], {}, x)[0]
         x = x + c["1_multi_head_attention"].apply(params["1_multi_head_attention"], {}, h,
                                                   key=k_attn, train=train)[0]

@@ -110,6 +110,8 @@ def test_transformer_encoder_shapes_and_attention_weights():
     ids = jax.ShapeDtypeStruct((3, 12), jnp.int32)
     assert fl.output_spec(model, ids).shape == (3, 2)
     assert fl.output_spec(model, jax.ShapeDtypeStruct((3, 7), jnp.int32)).shape == (3, 2)  # L < max_len
+    dropped = tf_mod.transformer_encoder(dropout=0.1)
+    assert dropped.needs_key and fl.output_spec(dropped, ids, train=True).shape == (3, 2)
     params, state = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
     assert list(params) == ["0_embedding", "1_positional_embedding", "2_encoder_block",
                             "3_encoder_block", "4_layer_norm", "5_mean_pool", "6_dense"]
