@@ -115,7 +115,9 @@ def fit_classifier(name: str, model, args, train, test, *, loss="cross_entropy",
                    metrics=("accuracy",), optimizer=None) -> dict:
     """Train ``model`` with ``fl.fit`` (Adam with a cosine decay to 0 unless ``optimizer`` is
     given) and return ``{'initial_loss', 'history', 'test_loss', 'test_accuracy', 'train_state',
-    'checkpoint', 'seconds'}``; ``initial_loss`` is the training-set loss before the first step."""
+    'checkpoint', 'seconds'}``; ``initial_loss`` is the training-set loss before the first step,
+    in inference mode (so for BatchNorm models it uses the initial running statistics 0/1 and
+    can be far above the first training batches' loss: compare epochs there)."""
     x_train, y_train = train
     steps = args.epochs * -(-len(x_train) // args.batch_size)
     tx = optimizer if optimizer is not None else optax.adam(optax.cosine_decay_schedule(args.lr, steps))
