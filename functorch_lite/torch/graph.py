@@ -130,6 +130,25 @@ def register(name: str, *, cheap: bool = False, nondiff: bool = False):
 
 
 _AVALS: dict = {}
+_EAGER: dict = {}
+
+
+def _eager(op, attrs):
+    """``op`` with ``attrs`` as one jitted function (one XLA computation per op and shapes,
+    instead of one per JAX primitive it uses)."""
+    f = _EAGER.get((op, attrs))
+    if f is None:
+        fn, kw = OPS[op], dict(attrs)
+
+        def run(*xs):
+            out = fn(*xs, **kw)
+            return tuple(out) if isinstance(out, list) else out
+        try:
+            f = _EAGER[(op, attrs)] = jax.jit(run)
+        except TypeError:
+            _check_attrs(op, attrs)
+            raise
+    return f
 
 
 def _infer(op, attrs, nodes):
@@ -179,12 +198,12 @@ def record(op: str, nodes, attrs: tuple = (), lazy: bool = False) -> Node:
         if n.requires_grad:
             rg = True
     rg = rg and st.grad_enabled
-    if st.functional or not (lazy or rg):
+    if st.functional:
         vals = [n.value for n in nodes]
         out = fn(*vals, **dict(attrs)) if attrs else fn(*vals)
-        if isinstance(out, list):
-            out = tuple(out)
-        return leaf(out)
+        return leaf(tuple(out) if isinstance(out, list) else out)
+    if not (lazy or rg):
+        return leaf(_eager(op, attrs)(*[n.value for n in nodes]))
     for n in nodes:
         if n.value is None and n.op == "grad":
             flush()   # a pending gradient used in a new computation: run its backward first

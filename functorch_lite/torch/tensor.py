@@ -18,7 +18,7 @@ from . import graph
 from . import ops as _ops  # noqa: F401  (registers the ops)
 from .graph import leaf, record
 
-__all__ = ["Tensor", "Size", "as_node", "wrap", "is_tensor", "maybe_tensor"]
+__all__ = ["Tensor", "Size", "as_node", "wrap", "is_tensor", "maybe_tensor", "host_full"]
 
 _LIVE = weakref.WeakValueDictionary()
 graph.LIVE = None  # replaced below by a view with the interface flush() needs
@@ -130,8 +130,15 @@ def _to_array(data, dtype):
         jd = {"f": jnp.float32 if arr.dtype.itemsize >= 4 else arr.dtype,
               "i": jnp.int32 if arr.dtype.itemsize >= 4 else arr.dtype,
               "u": jnp.int32 if arr.dtype.itemsize >= 4 else arr.dtype}.get(arr.dtype.kind, arr.dtype)
-    # a private copy: jax may alias host memory, and the caller may mutate its array later
-    return jnp.asarray(np.array(arr, dtype=jd, copy=True))
+    # a private copy (jax may alias host memory, the caller may mutate its array later), put
+    # on the device without compiling anything (jnp.asarray of a numpy array compiles a
+    # staging computation per shape)
+    return jax.device_put(np.array(arr, dtype=jd, copy=True))
+
+
+def host_full(shape, value, dtype):
+    """``full`` built on the host and put on the device (no XLA compile per shape)."""
+    return jax.device_put(np.full(tuple(shape), value, dtype=jnp.dtype(dtype)))
 
 
 def _flat(data):
@@ -273,11 +280,11 @@ class Tensor:
     def __new__(cls, *args, **kwargs):
         # legacy constructor: torch.Tensor([1, 2]) / torch.Tensor(2, 3)
         if args and all(isinstance(a, builtins.int) for a in args):
-            value = jnp.zeros(args, jnp.float32)
+            value = host_full(args, 0, jnp.float32)
         elif len(args) == 1:
             value = _to_array(args[0], _dt.float32)
         elif not args:
-            value = jnp.zeros((0,), jnp.float32)
+            value = host_full((0,), 0, jnp.float32)
         else:
             raise TypeError(f"Tensor(): expected data or sizes, got {args!r}")
         return wrap(leaf(value), cls)
@@ -698,7 +705,7 @@ class Tensor:
 
     def fill_(self, value):
         v = value.item() if isinstance(value, Tensor) else value
-        return self._inplace(leaf(jnp.full(self.shape, v, self._node.aval[1])))
+        return self._inplace(leaf(host_full(self.shape, v, self._node.aval[1])))
 
     def copy_(self, src, non_blocking=False):
         src = src if isinstance(src, Tensor) else Tensor._from(src)
@@ -710,14 +717,14 @@ class Tensor:
         return self._inplace(node)
 
     def uniform_(self, a=0.0, b=1.0):
-        from .random import next_key
-        v = jax.random.uniform(next_key(), self.shape, self._node.aval[1], a, b)
-        return self._inplace(leaf(v))
+        from .random import host_rng
+        v = host_rng().uniform(a, b, tuple(self.shape)).astype(self._node.aval[1])
+        return self._inplace(leaf(jax.device_put(v)))
 
     def normal_(self, mean=0.0, std=1.0):
-        from .random import next_key
-        v = mean + std * jax.random.normal(next_key(), self.shape, self._node.aval[1])
-        return self._inplace(leaf(v))
+        from .random import host_rng
+        v = (mean + std * host_rng().standard_normal(tuple(self.shape))).astype(self._node.aval[1])
+        return self._inplace(leaf(jax.device_put(v)))
 
     def masked_fill_(self, mask, value):
         return self._inplace(self.masked_fill(mask, value)._node)
@@ -997,13 +1004,13 @@ class Tensor:
         return _op("index_select", self, index, dim=_dim(dim, self.ndim))
 
     def new_zeros(self, *size, dtype=None):
-        return Tensor._from(jnp.zeros(_shape_arg(size), _dt.as_jax_dtype(dtype) or self._node.aval[1]))
+        return Tensor._from(host_full(_shape_arg(size), 0, _dt.as_jax_dtype(dtype) or self._node.aval[1]))
 
     def new_ones(self, *size, dtype=None):
-        return Tensor._from(jnp.ones(_shape_arg(size), _dt.as_jax_dtype(dtype) or self._node.aval[1]))
+        return Tensor._from(host_full(_shape_arg(size), 1, _dt.as_jax_dtype(dtype) or self._node.aval[1]))
 
     def new_full(self, size, fill_value, dtype=None):
-        return Tensor._from(jnp.full(tuple(size), fill_value, _dt.as_jax_dtype(dtype) or self._node.aval[1]))
+        return Tensor._from(host_full(size, fill_value, _dt.as_jax_dtype(dtype) or self._node.aval[1]))
 
     def new_tensor(self, data, dtype=None):
         return Tensor._from(data, dtype or self.dtype)

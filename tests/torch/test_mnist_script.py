@@ -5,6 +5,7 @@ The same script text runs on real PyTorch 2.13 and on functorch_lite.torch with 
 initial weights and batches (3 SGD and 3 Adam steps compared), and trains one epoch on the
 bundled MNIST to >= 98% test accuracy (slow test).
 """
+import functools
 import sys
 import types
 
@@ -183,9 +184,14 @@ def test_the_two_scripts_differ_only_in_import_lines():
     assert SCRIPT.count("import") == 1  # the body imports nothing but argparse
 
 
-def _batches(n_batches, batch_size=64):
+@functools.lru_cache(maxsize=1)
+def _mnist():
     from functorch_lite.datasets import load_mnist
-    (x, y), _ = load_mnist()
+    return load_mnist()[0]
+
+
+def _batches(n_batches, batch_size=64):
+    x, y = _mnist()
     x = ((x[: n_batches * batch_size].astype(np.float32) / 255.0 - 0.1307) / 0.3081)[:, None]
     y = y[: n_batches * batch_size].astype(np.int64)
     return [(x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size])

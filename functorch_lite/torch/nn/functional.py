@@ -15,7 +15,7 @@ import numpy as np
 from ... import layers as L
 from .. import random as _random
 from ..graph import leaf, record
-from ..tensor import _dim, _op, as_node, wrap
+from ..tensor import _dim, _op, as_node, host_full, wrap
 
 __all__ = ["relu", "relu6", "leaky_relu", "gelu", "elu", "selu", "silu", "mish", "softplus",
            "tanh", "sigmoid", "softmax", "log_softmax", "dropout", "linear", "conv1d", "conv2d",
@@ -332,8 +332,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm: running_mean and running_var are needed when not training")
         return core_call(core, input, params, {"mean": running_mean, "var": running_var})
-    mean = running_mean if running_mean is not None else _const(jnp.zeros((c,), jnp.float32))
-    var = running_var if running_var is not None else _const(jnp.ones((c,), jnp.float32))
+    mean = running_mean if running_mean is not None else _const(host_full((c,), 0, jnp.float32))
+    var = running_var if running_var is not None else _const(host_full((c,), 1, jnp.float32))
     y, new_mean, new_var = core_call(core, input, params, {"mean": mean, "var": var}, train=True,
                                      multi=3)
     if running_mean is not None:

@@ -1,12 +1,15 @@
-"""``torch.nn.init``: in-place initialisers (run without recording gradients)."""
+"""``torch.nn.init``: in-place initialisers (run without recording gradients).
+
+Numbers are drawn on the host from the generator ``torch.manual_seed`` seeds.
+"""
 from __future__ import annotations
 
 import math
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from ..random import next_key
+from ..random import host_rng
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "ones_", "zeros_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
@@ -14,8 +17,12 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "ones_", "zeros
 
 
 def _set(tensor, value):
-    tensor._set_value(jnp.asarray(value, tensor._node.aval[1]))
+    tensor._set_value(jax.device_put(np.asarray(value, dtype=tensor._node.aval[1])))
     return tensor
+
+
+def _shape(tensor):
+    return tuple(tensor.shape)
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -36,7 +43,7 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _fans(tensor):
-    shape = tuple(tensor.shape)
+    shape = _shape(tensor)
     if len(shape) < 2:
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 "
                          "dimensions")
@@ -45,21 +52,25 @@ def _fans(tensor):
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
-    return _set(tensor, jax.random.uniform(next_key(), tuple(tensor.shape), jnp.float32, a, b))
+    return _set(tensor, host_rng().uniform(a, b, _shape(tensor)))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
-    return _set(tensor, mean + std * jax.random.normal(next_key(), tuple(tensor.shape)))
+    return _set(tensor, host_rng().normal(mean, std, _shape(tensor)))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
-    lo, hi = (a - mean) / std, (b - mean) / std
-    z = jax.random.truncated_normal(next_key(), lo, hi, tuple(tensor.shape))
-    return _set(tensor, mean + std * z)
+    rng = host_rng()
+    out = rng.normal(mean, std, _shape(tensor))
+    bad = (out < a) | (out > b)
+    while bad.any():   # redraw the values outside [a, b]
+        out[bad] = rng.normal(mean, std, int(bad.sum()))
+        bad = (out < a) | (out > b)
+    return _set(tensor, out)
 
 
 def constant_(tensor, val):
-    return _set(tensor, jnp.full(tuple(tensor.shape), val))
+    return _set(tensor, np.full(_shape(tensor), val))
 
 
 def ones_(tensor):
@@ -71,8 +82,8 @@ def zeros_(tensor):
 
 
 def eye_(tensor):
-    n, m = tuple(tensor.shape)
-    return _set(tensor, jnp.eye(n, m))
+    n, m = _shape(tensor)
+    return _set(tensor, np.eye(n, m))
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None):
@@ -104,7 +115,13 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", gen
 
 
 def orthogonal_(tensor, gain=1.0, generator=None):
-    shape = tuple(tensor.shape)
-    init = jax.nn.initializers.orthogonal(gain, column_axis=0)
-    flat = (shape[0], math.prod(shape[1:]))
-    return _set(tensor, init(next_key(), flat).reshape(shape))
+    shape = _shape(tensor)
+    rows, cols = shape[0], math.prod(shape[1:])
+    flat = host_rng().standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _set(tensor, gain * q.reshape(shape))

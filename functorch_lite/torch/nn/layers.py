@@ -13,9 +13,12 @@ from itertools import islice
 
 import jax.numpy as jnp
 
+import jax
+import numpy as np
+
 from .. import random as _random
 from ..graph import record
-from ..tensor import Tensor
+from ..tensor import Tensor, host_full
 from . import functional as F
 from .module import Module, ModuleShapeError, Parameter, module_label
 
@@ -28,9 +31,34 @@ __all__ = ["Identity", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "
 
 
 def _init_params(core, spec):
-    """The core module's initial params for input ``spec`` (one key from the torch RNG)."""
-    params, _ = core.init(_random.next_key(), spec)
-    return params
+    """Initial params of a core module for input ``spec``, by PyTorch's scheme.
+
+    The tree (names and shapes) is the core's ``init``, evaluated abstractly
+    (``jax.eval_shape``: nothing runs); the values follow PyTorch's ``reset_parameters``, the
+    same distributions as the core's ``'torch'``/``'torch_bias'`` initialisers: weights
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming-uniform with a=sqrt(5)), biases the same bound,
+    embeddings N(0, 1), normalisation scales 1 and shifts 0.  They are drawn on the host from
+    the generator ``torch.manual_seed`` seeds: running the core's jax.random initialisers would
+    compile an XLA program per layer shape (about half a second each on a CPU), which is what
+    building a model eagerly must not cost.
+    """
+    shapes, state = jax.eval_shape(lambda k: core.init(k, spec), jax.random.key(0))
+    rng = _random.host_rng()
+    weight = shapes.get("weight", shapes.get("kernel"))
+    fan_in = int(np.prod(weight.shape[1:])) if weight is not None else 0
+    bound = 1.0 / np.sqrt(fan_in) if fan_in else 0.0
+    out = {}
+    for name, sd in shapes.items():
+        if name in ("weight", "bias"):
+            v = rng.uniform(-bound, bound, sd.shape)
+        elif name == "embedding":
+            v = rng.standard_normal(sd.shape)
+        elif name == "scale":
+            v = np.ones(sd.shape)
+        else:
+            v = np.zeros(sd.shape)
+        out[name] = jax.device_put(v.astype(sd.dtype))
+    return out
 
 
 class Identity(Module):
@@ -193,13 +221,15 @@ class _BatchNorm(Module):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         core = F._batch_norm(1.0 - momentum, float(eps), affine, affine)
-        params, state = core.init(None, (2, num_features))
+        params = _init_params(core, (2, num_features))
+        state = {"mean": host_full((num_features,), 0, jnp.float32),
+                 "var": host_full((num_features,), 1, jnp.float32)}
         self.weight = Parameter(params["scale"]) if affine else None
         self.bias = Parameter(params["bias"]) if affine else None
         if track_running_stats:
             self.register_buffer("running_mean", Tensor._from(state["mean"]))
             self.register_buffer("running_var", Tensor._from(state["var"]))
-            self.register_buffer("num_batches_tracked", Tensor._from(jnp.zeros((), jnp.int32)))
+            self.register_buffer("num_batches_tracked", Tensor._from(host_full((), 0, jnp.int32)))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
@@ -242,8 +272,8 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(jnp.ones(shape, jnp.float32))
-            self.bias = Parameter(jnp.zeros(shape, jnp.float32)) if bias else None
+            self.weight = Parameter(host_full(shape, 1, jnp.float32))
+            self.bias = Parameter(host_full(shape, 0, jnp.float32)) if bias else None
         else:
             self.weight = self.bias = None
 
@@ -305,7 +335,8 @@ class Embedding(Module):
         if _weight is None:
             table = _init_params(F._embedding(num_embeddings, embedding_dim), (1,))["embedding"]
             if padding_idx is not None:
-                table = table.at[padding_idx].set(0.0)
+                table = np.array(table)
+                table[padding_idx] = 0.0
         else:
             table = _weight._value() if isinstance(_weight, Tensor) else jnp.asarray(_weight)
         self.weight = Parameter(table, requires_grad=not _freeze)

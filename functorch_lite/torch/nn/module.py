@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from ...core.errors import ShapeError
 from .. import dtypes as _dt
 from ..graph import leaf
-from ..tensor import Tensor, _to_array, wrap
+from ..tensor import Tensor, _to_array, host_full, wrap
 
 __all__ = ["Module", "Parameter", "Buffer", "ModuleShapeError", "IncompatibleKeys"]
 
@@ -31,7 +31,7 @@ class Parameter(Tensor):
 
     def __new__(cls, data=None, requires_grad=True):
         if data is None:
-            value = jnp.zeros((0,), jnp.float32)
+            value = host_full((0,), 0, jnp.float32)
         else:
             value = data._value() if isinstance(data, Tensor) else _to_array(data, None)
         t = wrap(leaf(value), cls)

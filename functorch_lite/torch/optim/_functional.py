@@ -13,7 +13,9 @@ checked against PyTorch in ``tests/torch/test_optim.py``.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["RULES", "init_state", "state_keys"]
 
@@ -102,9 +104,10 @@ RULES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad"
 
 def init_state(rule: str, p, static, hp) -> dict:
     """Zero state for parameter ``p`` (torch creates the same tensors at the first step)."""
-    z = lambda: jnp.zeros(p.shape, p.dtype)  # noqa: E731
+    # built on the host: creating the state compiles nothing
+    z = lambda: jax.device_put(np.zeros(p.shape, p.dtype))  # noqa: E731
     if rule == "sgd":
-        return ({"momentum_buffer": z(), "_started": jnp.zeros((), jnp.bool_)}
+        return ({"momentum_buffer": z(), "_started": jax.device_put(np.zeros((), np.bool_))}
                 if static["use_momentum"] else {})
     if rule in ("adam", "adamw"):
         s = {"exp_avg": z(), "exp_avg_sq": z()}
@@ -119,7 +122,7 @@ def init_state(rule: str, p, static, hp) -> dict:
             s["momentum_buffer"] = z()
         return s
     if rule == "adagrad":
-        return {"sum": jnp.full(p.shape, hp["initial_accumulator_value"], p.dtype)}
+        return {"sum": jax.device_put(np.full(p.shape, hp["initial_accumulator_value"], p.dtype))}
     if rule == "adadelta":
         return {"square_avg": z(), "acc_delta": z()}
     raise KeyError(rule)

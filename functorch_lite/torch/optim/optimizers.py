@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import graph
 from ..autograd import enable_grad
-from ..tensor import Tensor, wrap
+from ..tensor import Tensor, host_full, wrap
 from ._functional import RULES, init_state, state_keys
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"]
@@ -135,7 +135,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = wrap(graph.leaf(jnp.zeros(tuple(p.shape), p._node.aval[1])))
+                    p.grad = wrap(graph.leaf(host_full(tuple(p.shape), 0, p._node.aval[1])))
 
     def _collect(self):
         """Params with a gradient, their group index, and the per-group configs."""
