@@ -60,7 +60,15 @@ def resolve_metrics(metrics) -> list[tuple[str, Callable]]:
     return out
 
 
+def _per_example(values):
+    """Per-example values from an unreduced loss/metric: element-wise losses (e.g. mse on
+    (N, 1) targets) are averaged over every axis but the batch axis, so the mean over examples
+    equals the loss's own ``reduction='mean'``."""
+    return values if values.ndim <= 1 else values.reshape(values.shape[0], -1).mean(axis=1)
+
+
 def _weighted_mean(values, weights):
+    values = _per_example(values)
     if weights is None:
         return jnp.mean(values)
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
@@ -138,9 +146,9 @@ def make_eval_step(model, loss, *, metrics=("accuracy",)):
         w = jnp.ones((x.shape[0],), jnp.float32) if w is None else w
         sums = {"count": jnp.sum(w)}
         if loss_fn is not None:
-            sums["loss"] = jnp.sum(loss_fn(pred, y, reduction="none") * w)
+            sums["loss"] = jnp.sum(_per_example(loss_fn(pred, y, reduction="none")) * w)
         for name, fn in metric_fns:
-            sums[name] = jnp.sum(fn(pred, y, reduction="none") * w)
+            sums[name] = jnp.sum(_per_example(fn(pred, y, reduction="none")) * w)
         return sums
 
     return _Step(jax.jit(eval_step), counter, None, eval_step)

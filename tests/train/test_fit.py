@@ -195,3 +195,19 @@ def test_fit_checks_inputs_and_labels_on_the_host_before_training(x_dtype, y, lo
     x = (np.abs(x) * 10).astype(x_dtype)
     with pytest.raises(exc, match=match):
         fl.fit(_model(), loss, "adam", (x, y0 if y is None else y), verbose=0)
+
+
+def test_element_wise_losses_on_n_by_1_targets_average_like_the_loss_itself():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], np.float32)).astype(np.float32)
+    model = fl.Sequential([fl.Dense(1)])
+    params, _ = model.init(jax.random.key(0), (1, 3))
+    got = fl.evaluate(model, params, (x, y), batch_size=16, loss="mse", metrics=None)["loss"]
+    pred = model.apply(params, {}, x)[0]
+    np.testing.assert_allclose(got, float(jnp.mean((pred - y) ** 2)), rtol=1e-5)
+    tx = fl.optim.get("sgd")
+    ts = TrainState.create(model, tx, jax.random.key(1), (1, 3), params=params)
+    h = fl.fit(model, "mse", tx, (x, y), epochs=1, batch_size=50, metrics=None, verbose=0,
+               shuffle=False, train_state=ts)
+    np.testing.assert_allclose(h.history["loss"][0], float(jnp.mean((pred - y) ** 2)), rtol=1e-5)
