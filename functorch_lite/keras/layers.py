@@ -263,25 +263,22 @@ class Embedding(Layer):
         self.embeddings_initializer = _init.get(embeddings_initializer)
 
     def _make_module(self):
-        return _IdsOp(core.Embedding(self.input_dim, self.output_dim,
-                                     embedding_init=self.embeddings_initializer))
+        return _IdsEmbedding(self.input_dim, self.output_dim,
+                             embedding_init=self.embeddings_initializer)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class _IdsOp(KerasOp):
-    """Casts non-integer ids to int32 before an Embedding."""
-    float_input: bool = False
+class _IdsEmbedding(core.Embedding):
+    """The core Embedding (same params), casting non-integer ids to int32 as Keras does."""
 
-    def _spec_in(self, spec):
-        spec = as_spec(spec)
-        if not jnp.issubdtype(spec.dtype, jnp.integer):
-            return jax.ShapeDtypeStruct(spec.shape, jnp.int32)
-        return spec
+    @property
+    def name(self) -> str:
+        return "embedding"
 
     def apply(self, params, state, x, *, key=None, train=False):
         if not jnp.issubdtype(x.dtype, jnp.integer):
             x = x.astype(jnp.int32)
-        return self.inner.apply(params, state, x, key=key, train=train)
+        return core.Embedding.apply(self, params, state, x, key=key, train=train)
 
 
 # ------------------------------------------------------------------ pooling

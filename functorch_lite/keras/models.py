@@ -63,12 +63,12 @@ class Model(TrainingMixin, Layer):
             return super().__new__(Functional)
         return super().__new__(cls)
 
-    def __init__(self, *args, name=None, **kwargs):
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
         if args or kwargs:
             raise TypeError(f"Model.__init__: unexpected arguments {list(args) + sorted(kwargs)}; "
                             f"a functional model takes inputs= and outputs=")
         base = snake(type(self).__name__)
-        Layer.__init__(self, name=name or unique_name(base))
+        Layer.__init__(self, name=name or unique_name(base), trainable=trainable, dtype=dtype)
         self._k.base = base
         self._k.root = None          # {'params', 'state'} of a built model
         self._k.opt = None           # {'opt_state', 'step', 'rng'} once fit/train_on_batch ran

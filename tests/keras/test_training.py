@@ -442,3 +442,44 @@ def test_multi_output_models_are_rejected_by_fit(data):
     with pytest.raises(ConfigError, match=r"fit: models with several outputs are not supported"):
         model.fit(x, y, verbose=0)
     assert [o.shape for o in model.predict(x, verbose=0)] == [(40, 3), (40, 2)]
+
+
+def test_a_subclassed_model_trains(rng):
+    x = rng.standard_normal((256, 6)).astype(np.float32)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int32)  # xor: needs the hidden layer
+
+    class XorNet(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = layers.Dense(32)
+            self.norm = layers.BatchNormalization()
+            self.drop = layers.Dropout(0.1)
+            self.out = layers.Dense(2, activation="softmax")
+
+        def call(self, inputs, training=None):
+            h = keras.layers.Activation("relu")(self.norm(self.hidden(inputs), training=training))
+            return self.out(self.drop(h, training=training))
+
+    net = XorNet(name="xor")
+    net.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
+                metrics=["accuracy"])
+    hist = net.fit(x, y, batch_size=32, epochs=30, verbose=0)
+    assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
+    assert net.evaluate(x, y, verbose=0)[1] > 0.9
+    assert net.name == "xor" and set(net.params) == {"hidden", "norm", "drop", "out",
+                                                      "inline_0_activation"}
+    assert np.abs(net.norm.get_weights()[2]).max() > 0  # moving mean was trained
+
+
+def test_an_embedding_model_trains_on_integer_ids(rng):
+    ids = rng.integers(0, 20, (128, 6))
+    y = (ids == 3).any(1).astype(np.int32)  # does token 3 occur?
+    model = keras.Sequential([layers.Embedding(20, 8), layers.GlobalAveragePooling1D(),
+                              layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    hist = model.fit(ids, y, batch_size=32, epochs=20, verbose=0)
+    assert model.input_shape == (None, 6)
+    assert hist.history["accuracy"][-1] > 0.85 > hist.history["accuracy"][0]
+    np.testing.assert_allclose(model.predict(ids.astype(np.float32), verbose=0),
+                               model.predict(ids, verbose=0), atol=1e-6)
