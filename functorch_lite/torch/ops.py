@@ -374,19 +374,40 @@ def take_rows(x, idx):
 
 # ----------------------------------------------------------------------------- nn
 
+def _nest(names, arrays):
+    """Flat names ('l0/weight_ih') and arrays -> the nested params dict a core module takes."""
+    out: dict = {}
+    for name, a in zip(names, arrays):
+        *path, last = name.split("/")
+        d = out
+        for part in path:
+            d = d.setdefault(part, {})
+        d[last] = a
+    return out
+
+
 @register("core_apply")
-def core_apply(x, *arrays, module=None, params=(), state=(), train=False, key_index=None):
-    """``module.apply`` of a functional-core layer; ``params``/``state`` name the arrays."""
-    np_ = len(params)
-    p = dict(zip(params, arrays[:np_]))
-    s = dict(zip(state, arrays[np_:np_ + len(state)]))
-    key = None
-    if key_index is not None:
-        base, counter = arrays[np_ + len(state):np_ + len(state) + 2]
-        key = jax.random.fold_in(base, counter)
-    y, new_s = module.apply(p, s, x, key=key, train=train)
+def core_apply(x, *arrays, module=None, params=(), state=(), train=False, key=False, extra=0):
+    """``module.apply`` of a functional-core layer.  ``arrays`` are the params (named by
+    ``params``, '/' nesting), the state (named by ``state``), then, with ``key``, a base key and
+    a counter, then ``extra`` arrays packed with ``x`` as ``(x, extra)`` (an RNN's initial
+    state).  Nested outputs come back flattened (a tuple of arrays)."""
+    i = len(params)
+    p = _nest(params, arrays[:i])
+    s = dict(zip(state, arrays[i:i + len(state)]))
+    i += len(state)
+    rng = None
+    if key:
+        rng = jax.random.fold_in(arrays[i], arrays[i + 1])
+        i += 2
+    if extra:
+        rest = arrays[i:i + extra]
+        x = (x, rest[0] if extra == 1 else tuple(rest))
+    y, new_s = module.apply(p, s, x, key=rng, train=train)
+    if isinstance(y, (tuple, list)):
+        y = tuple(jax.tree_util.tree_leaves(y))
     if state and train:
-        return (y,) + tuple(new_s[k] for k in state)
+        return (y if isinstance(y, tuple) else (y,)) + tuple(new_s[k] for k in state)
     return y
 
 

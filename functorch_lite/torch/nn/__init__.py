@@ -8,11 +8,12 @@ from .layers import (ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgP
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Buffer, Module, ModuleShapeError, Parameter
+from .rnn import GRU, LSTM, RNN
 
 __all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BCELoss",
            "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Buffer", "Conv1d", "Conv2d",
            "CrossEntropyLoss", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Embedding", "Flatten",
-           "GELU", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
+           "GELU", "GRU", "Identity", "LSTM", "RNN", "L1Loss", "LayerNorm", "LeakyReLU", "Linear", "LogSoftmax",
            "MSELoss", "MaxPool1d", "MaxPool2d", "Mish", "Module", "ModuleDict", "ModuleList",
            "ModuleShapeError", "NLLLoss", "Parameter", "ReLU", "ReLU6", "SELU", "Sequential",
            "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softplus", "Tanh", "Unflatten",

@@ -27,14 +27,21 @@ __all__ = ["relu", "relu6", "leaky_relu", "gelu", "elu", "selu", "silu", "mish",
 
 # ----------------------------------------------------------------------------- the core op
 
-def core_call(module, x, params: dict, state: dict | None = None, *, train=False, multi=0):
+def core_call(module, x, params: dict, state: dict | None = None, *, train=False, multi=0,
+              key=False, extra=()):
     """Record ``module.apply`` of a functional-core module on tensors: ``params``/``state``
-    map the core's names to Tensors (None entries are left out)."""
+    map the core's names to Tensors (None entries are left out; '/' nests), ``key`` adds a
+    random key (dropout inside the module), ``extra`` tensors go with ``x`` as ``(x, extra)``.
+    With ``multi=k`` the k flattened outputs come back as a tuple of tensors."""
     names = tuple(k for k, v in params.items() if v is not None)
     nodes = [as_node(x)] + [params[k]._node for k in names]
     snames = tuple(state) if state else ()
     nodes += [state[k]._node for k in snames]
-    attrs = (("module", module), ("params", names), ("state", snames), ("train", train))
+    if key:
+        nodes += list(_key_nodes())
+    nodes += [as_node(e) for e in extra]
+    attrs = (("module", module), ("params", names), ("state", snames), ("train", train),
+             ("key", bool(key)), ("extra", len(extra)))
     node = record("core_apply", nodes, attrs)
     if multi:
         return tuple(wrap(record("item_of", [node], (("i", i),))) for i in range(multi))
