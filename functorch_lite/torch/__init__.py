@@ -96,3 +96,26 @@ class autograd:  # noqa: N801  (a namespace, like torch.autograd)
 FloatTensor = Tensor
 LongTensor = Tensor
 del _types
+
+__all__ = ["COMPILES", "FloatTensor", "Generator", "LongTensor", "Size", "Tensor", "abs", "add",
+           "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "as_tensor",
+           "autograd", "backends", "bfloat16", "bmm", "bool", "cat", "ceil", "chunk", "clamp",
+           "clip", "compile_count", "compile_log", "concat", "concatenate", "cos", "cuda",
+           "cumsum", "device", "div", "double", "dtype", "einsum", "empty",
+           "empty_like", "enable_grad", "eq", "equal", "exp", "expm1", "eye", 
+           "flatten", "flip", "float", "float16", "float32", "float64", "floor", "from_numpy",
+           "full", "full_like", "func", "gather", "ge", "get_default_dtype",
+           "get_num_threads", "graph", "gt", "half", "index_select", "inference_mode",
+           "initial_seed", "int", "int16", "int32", "int64", "int8", "is_floating_point",
+           "is_grad_enabled", "is_tensor", "isfinite", "isinf", "isnan", "le", "linspace", "load",
+           "log", "log1p", "log_softmax", "logsumexp", "long", "lt", "manual_seed", "masked_fill",
+           "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mps", "mul", "ne", "neg",
+           "nn", "no_grad", "norm", "normal", "numel", "ones", "ones_like", "optim",
+           "outer", "permute", "pow", "prod", "rand", "rand_like", "randint",
+           "randint_like", "randn", "randn_like", "random", "randperm", "relu", "reshape",
+           "round", "rsqrt", "save", "seed", "set_default_dtype",
+           "set_grad_enabled", "set_num_threads", "short", "sigmoid", "sign", "sin", "softmax",
+           "split", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "t", "tanh",
+           "tensor", "topk", "transpose", "tril", "triu", "uint8", "unbind",
+           "unsqueeze", "use_deterministic_algorithms", "utils", "var", "where", "zeros",
+           "zeros_like"]

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import dtypes as _dt
 from .random import host_rng
-from .tensor import Tensor, _shape_arg
+from ._base import _shape_arg
+from .tensor import Tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange",
            "linspace", "eye", "randn", "rand", "randint", "randperm", "normal", "zeros_like",

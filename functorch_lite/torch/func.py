@@ -14,7 +14,8 @@ import numpy as np
 from ..core.errors import TreeMismatchError
 from . import random as _random
 from .graph import functional_mode, leaf, materialize
-from .tensor import Tensor, wrap
+from ._base import wrap
+from .tensor import Tensor
 
 __all__ = ["functional_call", "make_functional", "make_functional_with_buffers", "grad",
            "grad_and_value", "vmap", "jacrev", "jacfwd", "hessian", "vjp", "jvp"]

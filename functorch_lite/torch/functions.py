@@ -6,7 +6,8 @@ import builtins
 import numpy as np
 
 from .graph import record
-from .tensor import Tensor, _dim, _op, _py_scalar, as_node, wrap
+from ._base import _dim, _op, _py_scalar, as_node, wrap
+from .tensor import Tensor
 
 __all__ = ["cat", "concat", "concatenate", "stack", "flatten", "max", "min", "argmax", "argmin",
            "sum", "mean", "prod", "std", "var", "exp", "log", "sqrt", "abs", "tanh", "sigmoid",

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 __all__ = ["Node", "OPS", "register", "record", "leaf", "flush", "materialize", "Backward",
            "start_backward", "COMPILES", "CompileLog", "grad_enabled", "set_grad_enabled",

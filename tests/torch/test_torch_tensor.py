@@ -2,7 +2,7 @@
 printing, indexing, in-place ops and the PyTorch-like errors."""
 import numpy as np
 import pytest
-from torch_helpers import assert_close, real_torch, to_np
+from torch_helpers import assert_close, real_torch
 
 import functorch_lite.torch as torch
 

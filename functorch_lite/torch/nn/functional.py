@@ -15,7 +15,7 @@ import numpy as np
 from ... import layers as L
 from .. import random as _random
 from ..graph import leaf, record
-from ..tensor import _dim, _op, as_node, host_full, wrap
+from .._base import _dim, _op, as_node, host_full, wrap
 
 __all__ = ["relu", "relu6", "leaky_relu", "gelu", "elu", "selu", "silu", "mish", "softplus",
            "tanh", "sigmoid", "softmax", "log_softmax", "dropout", "linear", "conv1d", "conv2d",

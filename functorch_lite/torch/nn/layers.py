@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import random as _random
 from ..graph import record
-from ..tensor import Tensor, host_full
+from .._base import host_full
+from ..tensor import Tensor
 from . import functional as F
 from .module import Module, ModuleShapeError, Parameter, module_label
 

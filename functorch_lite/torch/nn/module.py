@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from ...core.errors import ShapeError
 from .. import dtypes as _dt
 from ..graph import leaf
-from ..tensor import Tensor, _to_array, host_full, wrap
+from .._base import _to_array, host_full, wrap
+from ..tensor import Tensor
 
 __all__ = ["Module", "Parameter", "Buffer", "ModuleShapeError", "IncompatibleKeys"]
 

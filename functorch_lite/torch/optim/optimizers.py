@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import graph
 from ..autograd import enable_grad
-from ..tensor import Tensor, host_full, wrap
+from .._base import host_full, wrap
+from ..tensor import Tensor
 from ._functional import RULES, init_state, state_keys
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"]

@@ -16,7 +16,8 @@ import numpy as np
 from .. import graph
 from ..graph import leaf, record
 from ..random import host_rng
-from ..tensor import Tensor, wrap
+from .._base import wrap
+from ..tensor import Tensor
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
            "default_collate", "IterableDataset"]
