@@ -446,6 +446,7 @@ def flush(extra=(), update=None, include_cheap=False):
             b.loss.value = loss_value
         for g, v in zip(b.grad_nodes, grads):
             g.value = v
+            g.backward = None      # the gradients no longer keep the step's graph alive
         b.done = True
         if not b.retain_graph:
             for n in tr.expanded[:b.n_expanded]:
@@ -458,6 +459,8 @@ def flush(extra=(), update=None, include_cheap=False):
     for t in list(LIVE):
         if t._node.value is not None:
             LIVE.discard(t)
+    if b is not None:
+        b.trace = None
     if update is not None:
         update.store(uout)
 

@@ -28,6 +28,7 @@ class Tensor(TensorOps, TensorBase):
     """A torch-like tensor over a JAX array or a lazy graph node."""
     __slots__ = ()
     __array_priority__ = 1000
+    __array_ufunc__ = None   # numpy scalars and arrays defer to our operators (x * tensor)
 
     def __new__(cls, *args, **kwargs):
         # legacy constructor: torch.Tensor([1, 2]) / torch.Tensor(2, 3)

@@ -355,3 +355,11 @@ def test_gradients_at_kinks_follow_pytorch():
         fn(torch, x).sum().backward()
         fn(real_torch, xr).sum().backward()
         assert_close(x.grad, xr.grad, atol=0, rtol=0)
+
+
+def test_numpy_operands_defer_to_tensor_operators():
+    w = torch.ones(2, requires_grad=True)
+    y = np.float32(2.0) * w + np.array([1.0, 2.0], np.float32)
+    assert isinstance(y, torch.Tensor) and y.requires_grad
+    y.sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0]
