@@ -164,3 +164,26 @@ def test_save_refuses_code_and_load_refuses_foreign_files(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="is not a functorch_lite.torch.save file"):
         torch.load(str(junk))
+
+
+def test_params_trained_functionally_load_back_into_the_module():
+    import optax
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    apply, params = torch.func.make_functional(model)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((16, 4)), jnp.float32)
+    target = jnp.asarray(np.random.default_rng(1).standard_normal((16, 2)), jnp.float32)
+    tx = optax.sgd(0.1)
+    state = tx.init(params)
+
+    @jax.jit
+    def step(p, s):
+        loss, g = jax.value_and_grad(lambda q: jnp.mean((apply(q, x) - target) ** 2))(p)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+    first = None
+    for _ in range(20):
+        params, state, loss = step(params, state)
+        first = first if first is not None else loss
+    assert loss < first
+    model.load_state_dict(params)                          # and back into the module
+    assert_close(model(torch.tensor(np.asarray(x))), np.asarray(apply(params, x)))
