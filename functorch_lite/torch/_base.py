@@ -263,8 +263,6 @@ def _index_spec(idx):
             advanced = True
         elif isinstance(i, (builtins.int, np.integer)) and not isinstance(i, builtins.bool):
             spec.append(builtins.int(i))
-        elif isinstance(i, TensorBase) is False and _py_scalar(i) is not None and isinstance(i, builtins.bool):
-            spec.append(i)
         else:
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
                              f"byte Variables are valid indices (got {type(i).__name__})")
@@ -279,13 +277,13 @@ def _int_or_none(v):
     return builtins.int(v)
 
 
-
 def _from(data, dtype=None):
     """A new concrete leaf tensor from data (numbers, lists, arrays, tensors)."""
     return wrap(leaf(_to_array(data, dtype)))
 
 
 def _np_index(idx):
+    """An index with tensors replaced by numpy arrays (for data-dependent boolean masks)."""
     if isinstance(idx, tuple):
         return tuple(_np_index(i) for i in idx)
     if isinstance(idx, TensorBase):
@@ -295,6 +293,7 @@ def _np_index(idx):
 
 @graph.register("setitem")
 def _setitem(x, *xs, spec=(), s=None):
+    """``x[spec] = value``: a scalar ``s`` or the last array of ``xs``; tensor indices first."""
     it = iter(xs)
     full = tuple(next(it) if p == "T" else _ops._unslice(p) for p in spec)
     v = s if s is not None else next(it)
