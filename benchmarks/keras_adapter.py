@@ -62,7 +62,7 @@ def run_keras_like(keras, name, x, y, batch_size, epochs, sync):
             self.t0 = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            sync(self.model)
+            sync(self.model, logs)  # wait for the epoch's work: dispatch is asynchronous
             times.append(time.perf_counter() - self.t0)
 
     model = build_keras_model(keras, name)
@@ -73,7 +73,8 @@ def run_keras_like(keras, name, x, y, batch_size, epochs, sync):
 
 def run_adapter(name, x, y, batch_size, epochs):
     import functorch_lite.keras as keras
-    return run_keras_like(keras, name, x, y, batch_size, epochs, lambda m: block(m.params))
+    return run_keras_like(keras, name, x, y, batch_size, epochs,
+                          lambda m, logs: block(m.params))
 
 
 def run_functional(name, x, y, batch_size, epochs):
@@ -159,7 +160,9 @@ def _keras3_worker(name, limit, batch_size, epochs):
                                   f"{keras.backend.backend()}"}))
         return
     x, y = _data(limit, batch_size)
-    times = run_keras_like(keras, name, x, y, batch_size, epochs, lambda m: None)
+    # the epoch logs are computed from the last step's state: reading them waits for it
+    times = run_keras_like(keras, name, x, y, batch_size, epochs,
+                           lambda m, logs: [float(v) for v in (logs or {}).values()])
     print(json.dumps({"times": times, "version": keras.__version__}))
 
 

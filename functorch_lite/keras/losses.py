@@ -64,12 +64,21 @@ def _same(fn, y_true, y_pred):
 # ------------------------------------------------------------------ per-example functions
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1):
     """Integer class indices ``y_true`` (shape of ``y_pred`` without ``axis``, or with a
-    trailing 1); float indices are cast to int as Keras does."""
+    trailing 1); float indices are cast to int as Keras does.  Computed, as Keras 3 on JAX does,
+    through a one-hot target (a gather's gradient is a scatter, slow on XLA:CPU)."""
     y_true = jnp.asarray(y_true)
     if jnp.issubdtype(y_true.dtype, jnp.floating) and y_true.shape != jnp.shape(y_pred):
         y_true = y_true.astype(jnp.int32)
-    return _core.sparse_categorical_crossentropy(y_pred, y_true, from_logits=from_logits,
-                                                 axis=axis, reduction="none")
+    # the core function's checks (shapes, dtype) at trace time, without computing anything
+    jax.eval_shape(lambda p, t: _core.sparse_categorical_crossentropy(
+        p, t, from_logits=from_logits, axis=axis, reduction="none"), y_pred, y_true)
+    ps = jnp.shape(y_pred)
+    if y_true.ndim == len(ps) and y_true.shape[-1] == 1 and ps[-1] != 1:
+        y_true = jnp.squeeze(y_true, -1)
+    ax = axis % len(ps)
+    onehot = jax.nn.one_hot(y_true, ps[ax], dtype=jnp.result_type(y_pred), axis=ax)
+    return _core.categorical_crossentropy(y_pred, onehot, from_logits=from_logits, axis=axis,
+                                          reduction="none")
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
