@@ -20,6 +20,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from . import layout
+
 __all__ = ["Node", "OPS", "register", "record", "leaf", "flush", "materialize", "Backward",
            "start_backward", "COMPILES", "CompileLog", "grad_enabled", "set_grad_enabled",
            "functional_mode", "is_functional"]
@@ -477,27 +479,25 @@ def _compile(key, diff_is, const_is, update):
         for i, v in zip(const_is, const_vals):
             env[i] = v
         for i, e in enumerate(entries):
-            if e[0] != "L":
-                fn = OPS[e[0]]
-                args = [env[j] for j in e[2]]
-                env[i] = fn(*args, **dict(e[1])) if e[1] else fn(*args)
+            if e[0] != "L":   # convolutions run channels-last inside (layout.py)
+                env[i] = layout.run(e[0], OPS[e[0]], dict(e[1]), [env[j] for j in e[2]])
         return env
 
     def body(diff_vals, const_vals, old, uargs):
         COMPILES.record(kind, key)
         if bkey is None:
             env = run_graph(diff_vals, const_vals)
-            return [env[i] for i in root_idx], None, [], None
+            return [layout.logical(env[i]) for i in root_idx], None, [], None
         loss_i, seed_i, acc = bkey
 
         def objective(dv):
             env = run_graph(dv, const_vals)
-            obj = env[loss_i]
+            obj = layout.logical(env[loss_i])
             if seed_i is not None:
-                obj = jnp.sum(obj * env[seed_i])
+                obj = jnp.sum(obj * layout.logical(env[seed_i]))
             elif jnp.ndim(obj):
                 obj = jnp.sum(obj)
-            return obj, [env[i] for i in root_idx]
+            return obj, [layout.logical(env[i]) for i in root_idx]
 
         (value, outs), grads = jax.value_and_grad(objective, has_aux=True)(list(diff_vals))
         olds = iter(old)

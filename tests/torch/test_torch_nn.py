@@ -381,3 +381,46 @@ def test_clip_grad_norm_matches_pytorch():
     no = nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
     assert_close(no, nr, rtol=1e-5)
     assert_close(ours.weight.grad, real.weight.grad)
+
+
+def _block(n, F_, torch_):
+    class Block(n.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = n.Conv2d(3, 3, 3, padding=1)
+            self.bn1 = n.BatchNorm2d(3)
+            self.conv2 = n.Conv2d(3, 3, 3, padding=1, bias=False)
+            self.bn2 = n.BatchNorm2d(3)
+            self.head = n.Linear(12, 4)
+            self.c1d = n.Conv1d(3, 2, 3)
+
+        def forward(self, x):
+            h = F_.relu(self.bn1(self.conv1(x)))
+            h = self.bn2(self.conv2(h)) * 0.5
+            h = F_.relu(h + x)                       # residual: channels-last + channels-first
+            h = F_.max_pool2d(h, 2) - 1.0
+            feat = F_.adaptive_avg_pool2d(F_.avg_pool2d(h, 1), (2, 2))
+            side = self.c1d(h.mean(dim=2)).sum(dim=(1, 2))
+            return self.head(torch_.flatten(feat, 1)) + side[:, None], h
+    return Block()
+
+
+def test_channels_last_replay_of_conv_blocks_matches_pytorch():
+    real_torch.manual_seed(0)
+    real = _block(R, real_torch.nn.functional, real_torch)
+    ours = copy_weights(real, _block(nn, F, torch))
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    for step in range(2):
+        xr, xo = real_torch.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (yr, hr), (yo, ho) = real(xr), ours(xo)
+        (yr.pow(2).sum() + hr.sum()).backward()
+        (yo.pow(2).sum() + ho.sum()).backward()
+        assert_close(yo, yr, atol=1e-4)
+        assert_close(ho, hr, atol=1e-5)                # an intermediate returned to the user
+        assert_close(xo.grad, xr.grad, atol=1e-4)
+        for (name, p), q in zip(ours.named_parameters(), real.parameters()):
+            assert_close(p.grad, q.grad, atol=1e-3, rtol=1e-4)
+        for name, b in ours.named_buffers():
+            assert_close(b, dict(real.named_buffers())[name], atol=1e-5)
+        ours.zero_grad()
+        real.zero_grad()
