@@ -4,7 +4,8 @@
   cached XLA call (forward, loss, backward and the Adam update fused);
 * real PyTorch 2.13, eager, on the CPU: the same loop, with its ``DataLoader`` over a
   ``TensorDataset`` (the familiar loop) and, for reference, over pre-batched tensors;
-* ``functorch_lite.fit`` on the same network (core layers in the same NCHW layout, optax Adam).
+* ``functorch_lite.fit`` on the same network (core layers in the same NCHW layout, optax Adam),
+  and, for the CNN, also in the core's native NHWC layout (the strongest functional anchor).
 
     python -m benchmarks.torch_adapter [--epochs 3] [--limit 12800] [--batch-size 64]
 
@@ -61,6 +62,17 @@ def core_cnn():
     return fl.Sequential([fl.Conv(16, (5, 5), **kw), fl.relu, fl.MaxPool((2, 2), layout="channels_first"),
                           fl.Conv(32, (5, 5), **kw), fl.relu, fl.MaxPool((2, 2), layout="channels_first"),
                           fl.Flatten(), fl.Dense(128, **dense), fl.relu, fl.Dense(10, **dense)])
+
+
+def core_cnn_nhwc():
+    """The same CNN in the core's native channels-last layout (data given as NHWC)."""
+    import functorch_lite as fl
+    return fl.Sequential([fl.Conv(16, (5, 5), kernel_init="torch", bias_init="torch_bias"),
+                          fl.relu, fl.MaxPool((2, 2)),
+                          fl.Conv(32, (5, 5), kernel_init="torch", bias_init="torch_bias"),
+                          fl.relu, fl.MaxPool((2, 2)), fl.Flatten(),
+                          fl.Dense(128, kernel_init="torch", bias_init="torch_bias"), fl.relu,
+                          fl.Dense(10, kernel_init="torch", bias_init="torch_bias")])
 
 
 def core_mlp():
@@ -167,7 +179,7 @@ def main(argv=None):
     makers = {"mlp": (torch_mlp, core_mlp), "cnn": (torch_cnn, core_cnn)}
     for name in args.models.split(","):
         make_torch, make_core = makers[name]
-        timed = {"ours": [], "pt": [], "ptb": [], "fit": []}
+        timed = {"ours": [], "pt": [], "ptb": [], "fit": [], "fit_nhwc": []}
         first_ours, first_compiles = [], None
         for _ in range(args.repeats):   # interleaved, so that machine noise hits all alike
             t_ours, loss_ours, compiles = run_ours(make_torch, x, y, args.batch_size, args.epochs, args.lr)
@@ -176,18 +188,26 @@ def main(argv=None):
             t_ptb, _ = run_pytorch(make_torch, x, y, args.batch_size, args.epochs, args.lr,
                                    prebatched=True, threads=args.torch_threads)
             t_fit, loss_fit = run_fit(make_core, x, y, args.batch_size, args.epochs, args.lr)
-            for k, t in (("ours", t_ours), ("pt", t_pt), ("ptb", t_ptb), ("fit", t_fit)):
+            runs = [("ours", t_ours), ("pt", t_pt), ("ptb", t_ptb), ("fit", t_fit)]
+            if name == "cnn":
+                t_nhwc, _ = run_fit(core_cnn_nhwc, np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                                    y, args.batch_size, args.epochs, args.lr)
+                runs.append(("fit_nhwc", t_nhwc))
+            for k, t in runs:
                 timed[k] += t[1:] if len(t) > 1 else t
             first_ours.append(t_ours[0])
             first_compiles = first_compiles or compiles   # the later repeats hit the cache
-        sps = {k: n / median(t) for k, t in timed.items()}
+        sps = {k: n / median(t) for k, t in timed.items() if t}
+        sps.setdefault("fit_nhwc", sps["fit"])   # the MLP has no layout
         rows.append({
             "model": name,
             "fl_torch_samples_per_s": sps["ours"],
             "pytorch_eager_samples_per_s": sps["pt"],
             "pytorch_eager_prebatched_samples_per_s": sps["ptb"],
             "fl_fit_samples_per_s": sps["fit"],
+            "fl_fit_nhwc_samples_per_s": sps["fit_nhwc"],
             "ours_over_fit": sps["ours"] / sps["fit"],
+            "ours_over_fit_nhwc": sps["ours"] / sps["fit_nhwc"],
             "ours_over_pytorch": sps["ours"] / sps["pt"],
             "ours_over_pytorch_prebatched": sps["ours"] / sps["ptb"],
             "first_epoch_s_ours": first_ours[0],
