@@ -248,6 +248,24 @@ class Tensor(TensorOps, TensorBase):
             self._node = self.detach()._node
         return self
 
+    def __deepcopy__(self, memo):
+        n = self._node
+        if n.op is not None and n.requires_grad:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                               "the deepcopy protocol at the moment.  If you were attempting to "
+                               "deepcopy a module, this may be because of a torch.nn.utils."
+                               "weight_norm usage, see https://github.com/pytorch/pytorch/pull/103001")
+        t = wrap(leaf(self._value(), n.requires_grad), type(self))   # arrays are immutable
+        if n.requires_grad:
+            t._node.owner = weakref.ref(t)
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
+
+    def __copy__(self):
+        return self.__deepcopy__({})
+
     def clone(self, memory_format=None):
         return _op("identity", self)
 

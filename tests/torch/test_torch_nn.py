@@ -424,3 +424,23 @@ def test_channels_last_replay_of_conv_blocks_matches_pytorch():
             assert_close(b, dict(real.named_buffers())[name], atol=1e-5)
         ours.zero_grad()
         real.zero_grad()
+
+
+def test_deepcopy_of_a_module_is_independent():
+    import copy
+    net = Net()
+    net(torch.randn(2, 1, 5, 5)).sum().backward()
+    twin = copy.deepcopy(net)
+    assert [n for n, _ in twin.named_parameters()] == [n for n, _ in net.named_parameters()]
+    assert twin.blocks[0].weight is not net.blocks[0].weight and twin.blocks[0].weight.requires_grad
+    assert_close(twin.blocks[0].weight.grad, net.blocks[0].weight.grad)
+    with torch.no_grad():
+        twin.blocks[0].weight.mul_(0)
+    assert net.blocks[0].weight.abs().sum().item() > 0
+    twin.eval()
+    assert net.training and not twin.training
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    twin(torch.randn(2, 1, 5, 5)).sum().backward()
+    opt.step()                                             # the copy trains on its own
+    with pytest.raises(RuntimeError, match="Only Tensors created explicitly by the user"):
+        copy.deepcopy(net.alpha * 2)

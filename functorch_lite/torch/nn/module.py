@@ -420,6 +420,14 @@ class Module:
             keys |= set(self.__dict__.get(store, {}))
         return sorted(keys)
 
+    def __deepcopy__(self, memo):
+        import copy
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
     def __getstate__(self):
         raise TypeError("functorch_lite.torch modules are not pickled; save model.state_dict() "
                         "with torch.save and rebuild the model from code")
