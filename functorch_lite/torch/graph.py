@@ -137,18 +137,18 @@ _EAGER: dict = {}
 def _eager(op, attrs):
     """``op`` with ``attrs`` as one jitted function (one XLA computation per op and shapes,
     instead of one per JAX primitive it uses)."""
-    f = _EAGER.get((op, attrs))
+    try:
+        f = _EAGER.get((op, attrs))
+    except TypeError:
+        _check_attrs(op, attrs)
+        raise
     if f is None:
         fn, kw = OPS[op], dict(attrs)
 
         def run(*xs):
             out = fn(*xs, **kw)
             return tuple(out) if isinstance(out, list) else out
-        try:
-            f = _EAGER[(op, attrs)] = jax.jit(run)
-        except TypeError:
-            _check_attrs(op, attrs)
-            raise
+        f = _EAGER[(op, attrs)] = jax.jit(run)
     return f
 
 

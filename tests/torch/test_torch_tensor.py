@@ -336,6 +336,8 @@ def test_unhashable_attribute_is_a_clear_error():
     w = torch.ones(2, requires_grad=True)
     with pytest.raises(TypeError, match=r"torch op 'reshape': attributes \['shape'\] are not hashable"):
         record("reshape", [w._node], (("shape", [2]),))
+    with pytest.raises(TypeError, match=r"torch op 'reshape': attributes \['shape'\] are not hashable"):
+        record("reshape", [torch.ones(2)._node], (("shape", [2]),))   # the eager path too
 
 
 def test_torch_functions_namespace():
