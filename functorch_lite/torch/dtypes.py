@@ -104,7 +104,7 @@ def from_jax_dtype(d) -> dtype:
     try:
         return _FROM_JAX[jnp.dtype(d)]
     except KeyError:
-        raise TypeError(f"no torch dtype for JAX dtype {d}") from None
+        raise TypeError(f"no torch dtype for JAX dtype {jnp.dtype(d)}") from None
 
 
 class device:
