@@ -48,6 +48,25 @@ def normalize_padding(padding, n: int, layer: str = "Conv"):
     raise ConfigError(f"{layer}: padding expected 'valid', 'same', an int, {n} ints or {n} pairs, got {padding!r}")
 
 
+def check_conv_config(layer: str, filters, layout, groups) -> None:
+    """The construction-time checks shared by Conv and ConvTranspose (ConfigError naming ``layer``)."""
+    if not isinstance(filters, int) or filters <= 0:
+        raise ConfigError(f"{layer}: filters expected a positive int, got {filters!r}")
+    if layout not in _LAYOUTS:
+        raise ConfigError(f"{layer}: layout expected one of {list(_LAYOUTS)}, got {layout!r}")
+    if not isinstance(groups, int) or groups <= 0 or filters % groups:
+        raise ConfigError(f"{layer}: groups expected a positive int dividing filters={filters}, "
+                          f"got {groups!r}")
+
+
+def freeze_lists(module, names) -> None:
+    """Turn list-valued fields (and lists inside them) into tuples so the frozen module hashes."""
+    for name in names:
+        v = getattr(module, name)
+        if isinstance(v, list):
+            object.__setattr__(module, name, tuple(tuple(p) if isinstance(p, list) else p for p in v))
+
+
 def conv_dimension_numbers(n: int, layout: str):
     """lax ConvDimensionNumbers for an n-d conv in the given layout."""
     sp = "DHW"[-n:] if n <= 3 else None
@@ -77,19 +96,10 @@ class Conv(Module):
     dtype: Any = None
 
     def __post_init__(self):
-        if not isinstance(self.filters, int) or self.filters <= 0:
-            raise ConfigError(f"Conv: filters expected a positive int, got {self.filters!r}")
-        if self.layout not in _LAYOUTS:
-            raise ConfigError(f"Conv: layout expected one of {list(_LAYOUTS)}, got {self.layout!r}")
-        if not isinstance(self.groups, int) or self.groups <= 0 or self.filters % self.groups:
-            raise ConfigError(f"Conv: groups expected a positive int dividing filters={self.filters}, "
-                              f"got {self.groups!r}")
+        check_conv_config("Conv", self.filters, self.layout, self.groups)
         if isinstance(self.kernel_size, (list, tuple)):
             object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
-        for name in ("strides", "dilation", "padding"):
-            v = getattr(self, name)
-            if isinstance(v, list):
-                object.__setattr__(self, name, tuple(tuple(p) if isinstance(p, list) else p for p in v))
+        freeze_lists(self, ("strides", "dilation", "padding"))
         if isinstance(self.padding, str):  # fail at construction, not at the first apply
             normalize_padding(self.padding, 1)
 

@@ -32,11 +32,9 @@ import jax.numpy as jnp
 from ..core.errors import ConfigError, ShapeError, format_error, unknown_option
 from ..core.module import Module, as_spec
 from . import initializers
-from .conv import to_tuple
+from .conv import _LAYOUTS, check_conv_config, freeze_lists, to_tuple
 
 __all__ = ["ConvTranspose", "ConvTranspose1D", "ConvTranspose2D", "Upsample"]
-
-_LAYOUTS = ("channels_last", "channels_first")
 
 
 def _crops(padding, n, layer="ConvTranspose"):
@@ -80,17 +78,8 @@ class ConvTranspose(Module):
     dtype: Any = None
 
     def __post_init__(self):
-        if not isinstance(self.filters, int) or self.filters <= 0:
-            raise ConfigError(f"ConvTranspose: filters expected a positive int, got {self.filters!r}")
-        if self.layout not in _LAYOUTS:
-            raise ConfigError(f"ConvTranspose: layout expected one of {list(_LAYOUTS)}, got {self.layout!r}")
-        if not isinstance(self.groups, int) or self.groups <= 0 or self.filters % self.groups:
-            raise ConfigError(f"ConvTranspose: groups expected a positive int dividing "
-                              f"filters={self.filters}, got {self.groups!r}")
-        for name in ("kernel_size", "strides", "dilation", "output_padding", "padding"):
-            v = getattr(self, name)
-            if isinstance(v, list):
-                object.__setattr__(self, name, tuple(tuple(p) if isinstance(p, list) else p for p in v))
+        check_conv_config("ConvTranspose", self.filters, self.layout, self.groups)
+        freeze_lists(self, ("kernel_size", "strides", "dilation", "output_padding", "padding"))
         if isinstance(self.padding, str):
             raise ConfigError(f"ConvTranspose: padding expected an int, ints or (low, high) pairs "
                               f"(torch's transposed convolutions have no 'same'/'valid'), got {self.padding!r}")
