@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import jax
 
+from . import xla
 from .errors import ShapeError, format_error, scope
 from .module import Module, as_spec, module_name
 
@@ -187,8 +188,9 @@ class Residual(Module):
 
 @functools.lru_cache(maxsize=32)
 def _jitted_init(model, spec):
-    """The compiled init of ``model`` for ``spec`` (cached: a second init compiles nothing)."""
-    return jax.jit(lambda key: model._init(key, spec))
+    """The compiled init of ``model`` for ``spec`` (cached: a second init compiles nothing),
+    compiled for one run (core/xla.py: 3.2 s -> 0.7 s to compile the MNIST CNN's init)."""
+    return xla.jit(lambda key: model._init(key, spec), once=True)
 
 
 def _get(params, name):

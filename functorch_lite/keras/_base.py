@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import xla
 from ..core.errors import ConfigError, ShapeError, format_error, scope
 from ..core.module import Module, as_spec, module_name
 
@@ -330,8 +331,9 @@ class Layer:
         fn = self._k.eager.get(train)
         if fn is None:
             module = self.module
-            fn = self._k.eager[train] = jax.jit(
-                lambda p, s, x, k: module.apply(p, s, x, key=k, train=train))
+            fn = self._k.eager[train] = xla.jit(
+                lambda p, s, x, k: module.apply(p, s, x, key=k, train=train),
+                convolutions=xla.uses_convolution(module))
         return fn
 
     def _build_own(self, x):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import checkpoint as _ckpt
+from ..core import xla
 from ..core import Sequential as CoreSequential
 from ..core.errors import ConfigError, ShapeError, TreeMismatchError, scope
 from ..core.module import Module, as_spec
@@ -43,6 +44,11 @@ class CallModule(Module):
     @property
     def needs_key(self):
         return True
+
+    @property
+    def uses_convolution(self):
+        """Whether a layer of the model has convolutions (they get XLA's conv options)."""
+        return xla.uses_convolution([layer.module for layer in self.model.layers])
 
     def init(self, key, spec):
         return self.model._trace_init(key, spec)

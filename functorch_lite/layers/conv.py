@@ -83,6 +83,9 @@ class Conv(Module):
 
     The spatial rank comes from the input spec (rank - 2) when ``kernel_size`` is an int.
     """
+    #: computations over this layer get the convolution compiler options (core/xla.py)
+    uses_convolution = True
+
     filters: int
     kernel_size: Any
     strides: Any = 1

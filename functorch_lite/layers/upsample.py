@@ -63,6 +63,9 @@ class ConvTranspose(Module):
     (torch ``ConvTranspose{1,2,3}d(in, filters, kernel_size, stride, padding, output_padding,
     groups, bias, dilation)``).  The spatial rank comes from the input when ``kernel_size`` is an int.
     """
+    #: computations over this layer get the convolution compiler options (core/xla.py)
+    uses_convolution = True
+
     filters: int
     kernel_size: Any
     _: dataclasses.KW_ONLY

@@ -20,6 +20,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from ..core import xla
 from . import layout
 
 __all__ = ["Node", "OPS", "register", "record", "leaf", "flush", "materialize", "Backward",
@@ -148,7 +149,7 @@ def _eager(op, attrs):
         def run(*xs):
             out = fn(*xs, **kw)
             return tuple(out) if isinstance(out, list) else out
-        f = _EAGER[(op, attrs)] = jax.jit(run)
+        f = _EAGER[(op, attrs)] = xla.jit(run, convolutions=xla.uses_convolution(kw.get("module")))
     return f
 
 
@@ -505,4 +506,5 @@ def _compile(key, diff_is, const_is, update):
         uout = update_fn(diff_vals, grads, uargs) if update_fn is not None else None
         return outs, value, grads, uout
 
-    return jax.jit(body)
+    modules = [dict(e[1]).get("module") for e in entries if e[0] == "core_apply"]
+    return xla.jit(body, convolutions=xla.uses_convolution(modules))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import xla
 from ..core.errors import ConfigError
 from .state import TrainState
 from .step import make_eval_step, make_predict, make_train_step
@@ -159,7 +160,7 @@ class Trainer:
             def body(ts, xs, i):
                 batch = tuple(jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False) for a in xs)
                 return raw(ts, batch)
-            self._indexed = jax.jit(body, donate_argnums=0)
+            self._indexed = xla.jit(body, convolutions=self.train_step.convolutions, donate_argnums=0)
         return self._indexed(ts, xs, i)
 
     def multi_step(self, ts, xs, i, k):
@@ -171,7 +172,7 @@ class Trainer:
                     batch = tuple(jax.lax.dynamic_index_in_dim(a, j, 0, keepdims=False) for a in xs)
                     return raw(ts, batch)
                 return jax.lax.scan(one, ts, i + jnp.arange(k))
-            self._multi[k] = jax.jit(body, donate_argnums=0)
+            self._multi[k] = xla.jit(body, convolutions=self.train_step.convolutions, donate_argnums=0)
         return self._multi[k](ts, xs, i)
 
 

@@ -10,6 +10,7 @@ import optax
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optim as _optim
+from ..core import xla
 from .state import TrainState
 
 __all__ = ["CompileCounter", "make_train_step", "make_eval_step", "make_predict", "resolve_metrics"]
@@ -118,15 +119,18 @@ def make_train_step(model, loss, optimizer, *, metrics=("accuracy",), jit: bool 
             logs[name] = _weighted_mean(fn(pred, y, reduction="none"), w)
         return TrainState(params, new_state, opt_state, ts.step + 1, ts.rng), logs
 
-    fn = jax.jit(train_step, donate_argnums=0 if donate else ()) if jit else train_step
-    return _Step(fn, counter, tx, train_step)
+    conv = xla.uses_convolution(model)
+    fn = xla.jit(train_step, convolutions=conv, donate_argnums=0 if donate else ()) if jit else train_step
+    return _Step(fn, counter, tx, train_step, conv)
 
 
 class _Step:
-    """A jitted step with its compile counter, the optax optimizer and the raw (unjitted) body."""
+    """A jitted step with its compile counter, the optax optimizer, the raw (unjitted) body and
+    whether the model has convolutions (jit ``raw`` again with ``xla.jit(..., convolutions=)``)."""
 
-    def __init__(self, fn, counter, tx, raw):
+    def __init__(self, fn, counter, tx, raw, convolutions=False):
         self._fn, self.compiles, self.tx, self.raw = fn, counter, tx, raw
+        self.convolutions = convolutions
 
     def __call__(self, *args):
         return self._fn(*args)
@@ -151,7 +155,8 @@ def make_eval_step(model, loss, *, metrics=("accuracy",)):
             sums[name] = jnp.sum(_per_example(fn(pred, y, reduction="none")) * w)
         return sums
 
-    return _Step(jax.jit(eval_step), counter, None, eval_step)
+    conv = xla.uses_convolution(model)
+    return _Step(xla.jit(eval_step, convolutions=conv), counter, None, eval_step, conv)
 
 
 def make_predict(model):
@@ -162,4 +167,5 @@ def make_predict(model):
         counter.record(x)
         return model.apply(params, state, x, train=False)[0]
 
-    return _Step(jax.jit(predict), counter, None, predict)
+    conv = xla.uses_convolution(model)
+    return _Step(xla.jit(predict, convolutions=conv), counter, None, predict, conv)

@@ -1,0 +1,128 @@
+"""core/xla.py: which computations get which XLA compiler options, and that the options change
+how XLA compiles (the library dots) but not what it computes."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import functorch_lite as fl
+from functorch_lite import layers as L
+from functorch_lite.core import xla
+from functorch_lite.train.state import TrainState
+from functorch_lite.train.step import make_train_step
+
+CPU = jax.default_backend() == "cpu"
+
+
+def _cnn():
+    return fl.Sequential([L.Conv(4, (3, 3), padding="same"), fl.relu, L.MaxPool((2, 2)),
+                          L.Flatten(), L.Dense(10)])
+
+
+def _mlp():
+    return fl.Sequential([L.Flatten(), L.Dense(16), fl.relu, L.Dense(10)])
+
+
+@pytest.mark.parametrize("model, expected", [
+    (_cnn(), True),
+    (_mlp(), False),
+    (fl.Sequential([L.Dense(4), fl.Residual(fl.Sequential([L.Conv(4, 3, padding="same")]))]), True),
+    (fl.Parallel([L.Dense(3), L.ConvTranspose(2, 3)]), True),
+    (L.Conv(3, 3), True),
+    (L.Dense(3), False),
+    ([L.Dense(3), None, {"a": L.Conv1D(2, 3)}], True),
+    (fl.relu, False),
+    (None, False),
+])
+def test_uses_convolution_walks_the_module_tree(model, expected):
+    assert xla.uses_convolution(model) is expected
+
+
+def test_keras_subclassed_model_reports_its_convolutions():
+    import functorch_lite.keras as keras
+
+    class Net(keras.Model):
+        def __init__(self, conv):
+            super().__init__()
+            self.body = keras.layers.Conv2D(4, 3) if conv else keras.layers.Dense(4)
+            self.flat, self.out = keras.layers.Flatten(), keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.out(self.flat(self.body(x)))
+
+    for conv in (True, False):
+        net = Net(conv)
+        net(np.zeros((1, 6, 6, 1), np.float32))
+        assert xla.uses_convolution(net.module) is conv
+
+
+@pytest.mark.skipif(not CPU, reason="the options are chosen for XLA:CPU only")
+def test_options_on_cpu_and_the_switch(monkeypatch):
+    assert xla.conv_compiler_options() == {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+    assert xla.once_compiler_options() == {"xla_backend_optimization_level": "0"}
+    assert xla.compiler_options_for(_mlp()) is None
+    monkeypatch.setenv("FUNCTORCH_LITE_CPU_CONV_LIBRARY", "0")
+    xla._accepted.cache_clear()
+    try:
+        assert xla.conv_compiler_options() is None
+        assert xla.compiler_options_for(_cnn()) is None
+        assert xla.once_compiler_options() is not None
+    finally:
+        monkeypatch.delenv("FUNCTORCH_LITE_CPU_CONV_LIBRARY")
+        xla._accepted.cache_clear()
+
+
+def _library_fusions(jitted, model, tx, batch):
+    """The ops of the compiled step that XLA handed to its YNNPACK library, by JAX op name."""
+    ts = TrainState.create(model, tx, jax.random.key(0), jax.ShapeDtypeStruct(batch[0].shape, jnp.float32))
+    text = jitted.lower(ts, batch).compile().as_text()
+    return sorted(line.split('op_name="')[1].split('"')[0].split("/")[-1]
+                  for line in text.splitlines() if "__ynn_fusion" in line and 'op_name="' in line)
+
+
+@pytest.mark.skipif(not CPU, reason="the options are chosen for XLA:CPU only")
+def test_train_step_of_a_conv_model_is_compiled_with_the_options():
+    """The options reach XLA: the same step body compiles differently with and without them."""
+    batch = (jnp.zeros((32, 12, 12, 1)), jnp.zeros((32,), jnp.int32))
+    model = fl.Sequential([L.Conv(16, (3, 3), padding="same"), fl.relu,
+                           L.Conv(32, (3, 3), padding="same"), fl.relu, L.Flatten(), L.Dense(10)])
+    step = make_train_step(model, "cross_entropy", "adam")
+    assert step.convolutions and not make_train_step(_mlp(), "cross_entropy", "adam").convolutions
+    tuned = _library_fusions(step._fn, model, step.tx, batch)
+    default = _library_fusions(jax.jit(step.raw), model, step.tx, batch)
+    assert "dot_general" in tuned and tuned != default
+
+
+def test_conv_train_step_matches_the_default_compilation():
+    """Three Adam steps of a conv model: library dots vs XLA's default compilation."""
+    model = _cnn()
+    step = make_train_step(model, "cross_entropy", optax.adam(1e-2))
+    plain = jax.jit(step.raw)   # the same body, XLA's defaults
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((16, 8, 8, 1), dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, 10, 16).astype(np.int32))
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    a = TrainState.create(model, step.tx, jax.random.key(1), spec)
+    b = TrainState.create(model, step.tx, jax.random.key(1), spec)
+    for _ in range(3):
+        a, la = step(a, (x, y))
+        b, lb = plain(b, (x, y))
+    np.testing.assert_allclose(la["loss"], lb["loss"], rtol=1e-5)
+    for u, v in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+
+
+def test_init_compiled_once_equals_the_op_by_op_init():
+    """The init compiled without backend optimisations gives the same parameters as running
+    every initializer eagerly (uniform initializers: bit for bit)."""
+    model = fl.Sequential([L.Conv(4, (3, 3)), fl.relu, L.Flatten(), L.Dense(5),
+                           L.Dense(3, kernel_init="normal")])
+    spec = fl.as_spec((2, 6, 6, 1))
+    fast, _ = model.init(jax.random.key(3), spec)
+    with jax.disable_jit():
+        slow, _ = model._init(jax.random.key(3), spec)
+    np.testing.assert_array_equal(fast["0_conv"]["kernel"], slow["0_conv"]["kernel"])
+    np.testing.assert_array_equal(fast["3_dense"]["kernel"], slow["3_dense"]["kernel"])
+    np.testing.assert_allclose(fast["4_dense"]["kernel"], slow["4_dense"]["kernel"], rtol=1e-6, atol=1e-7)
