@@ -22,7 +22,10 @@ gathered on ``output_device`` (``.item()``, ``.numpy()``, ``print`` work as usua
 ``DistributedDataParallel`` takes each process's *local* part of the global batch (as with a
 ``DistributedSampler``) and needs ``torch.distributed.init_process_group`` (or
 ``functorch_lite.distributed.initialize_from_env``) for several processes; in one process it
-is ``DataParallel``.
+is ``DataParallel``.  Its output is the *global* batch's (one SPMD program for the whole job),
+so the targets must be made global the same way before the loss:
+``loss = F.cross_entropy(model(x), model.global_batch(y))``; ``loss`` is then the global mean
+(PyTorch's DDP reports each process's local loss; the gradients are the same average).
 """
 from __future__ import annotations
 
@@ -149,6 +152,14 @@ class DataParallel(Module):
         if isinstance(x, dict):
             return {k: self._tree_scatter(v) for k, v in x.items()}
         return x
+
+    def global_batch(self, *tensors):
+        """``tensors`` split over the devices as ``forward`` splits its inputs: for the targets
+        that meet the model's output in the loss (optional for ``DataParallel``, where they are
+        global already; required for ``DistributedDataParallel`` in several processes, whose
+        local targets must become the global ones: ``y = model.global_batch(y)``)."""
+        out = tuple(self._scatter(t) for t in tensors)
+        return out[0] if len(out) == 1 else out
 
     def forward(self, *inputs, **kwargs):
         if not graph.is_functional():
