@@ -14,11 +14,11 @@ recurrent layers (the core has none yet), freezing layers (``trainable=False``),
 multi-output ``fit``, full-model ``save`` (``save_weights`` / ``load_weights`` only; the file is
 functorch_lite's .npz format whatever its suffix).
 """
-from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics,
-               models, optimizers, utils)
+from . import (activations, backend, callbacks, datasets, distribution, initializers, layers,
+               losses, metrics, models, optimizers, utils)
 from .layers import Input, InputLayer, Layer
 from .models import Functional, Model, Sequential
 
 __all__ = ["Input", "InputLayer", "Layer", "Model", "Sequential", "Functional", "activations",
-           "backend", "callbacks", "datasets", "initializers", "layers", "losses", "metrics",
+           "backend", "callbacks", "datasets", "distribution", "initializers", "layers", "losses", "metrics",
            "models", "optimizers", "utils"]

@@ -5,7 +5,9 @@
 makes a ``TrainState`` from the model's weights and optimizer state, and runs
 :func:`functorch_lite.train.fit`.  The Trainer is kept on the model, so calling ``fit`` again
 (or ``evaluate``, ``train_on_batch``) compiles nothing new for the same shapes; one more
-compilation happens for a last partial batch, once.  While ``fit`` runs, the model's weights are
+compilation happens for a last partial batch, once.  Under ``keras.distribution.set_distribution``
+(``distribution.py``) every entry point passes the distribution on: the batch is split over the
+devices, the weights and optimizer state replicated.  While ``fit`` runs, the model's weights are
 the running TrainState's (callbacks that read or write weights see the current ones).
 """
 from __future__ import annotations
@@ -70,17 +72,24 @@ class _EpochBatches:
             return full, (tuple(a[cut:] for a in arrays) if rem else None)
         self._gather = jax.jit(gather)
         self._take = jax.jit(lambda full, i: tuple(a[i] for a in full))
+        self._epoch = None
 
     def __len__(self):
         return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        idx = jnp.asarray(self.rng.permutation(self.n)) if self.shuffle else None
-        full, tail = self._gather(self.arrays, idx)
+        # A new permutation only after a complete pass: fit's look at the first batch (its
+        # target check) shares the first epoch's, so the shuffles are those of the functional
+        # fit with the same seed (and of fit under a keras.distribution).
+        if self._epoch is None:
+            idx = jnp.asarray(self.rng.permutation(self.n)) if self.shuffle else None
+            self._epoch = self._gather(self.arrays, idx)
+        full, tail = self._epoch
         for i in range(self.steps):
             yield self._take(full, i)
         if tail is not None:
             yield tail
+        self._epoch = None
 
 
 def _is_batches(x):
@@ -286,6 +295,8 @@ class TrainingMixin:
         shuffling); ``verbose`` 1 shows a progress bar per epoch, 2 one line per epoch, 0
         nothing.  ``x`` may also be an iterable of ``(x, y)`` batches (with ``y=None``)."""
         from . import callbacks as _cb
+        dist = _distribution()
+        epoch_seed = None
         verbose = _verbose(verbose)
         batch_size = _batch_size(batch_size, "fit")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
@@ -319,7 +330,9 @@ class TrainingMixin:
             x = self._float_ids(x)
             data = (x, y) if w is None else (x, y, w)
             if self._k.compiled["steps_per_execution"] == 1:
-                data = _EpochBatches(data, batch_size, bool(shuffle), next_seed())
+                epoch_seed = next_seed()
+                if dist is None:   # with a distribution, fit shards the epoch from the arrays
+                    data = _EpochBatches(data, batch_size, bool(shuffle), epoch_seed)
             steps = -(-x.shape[0] // batch_size)
             val = None
             if validation_data is not None:
@@ -343,11 +356,14 @@ class TrainingMixin:
         self._k.stop = False
         self._k.live = trainer
         trainer.train_state = ts
+        seed = next_seed()
+        if dist is not None and epoch_seed is not None:
+            seed = epoch_seed   # the same shuffles as _EpochBatches draws without a distribution
         try:
             _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
-                 seed=next_seed(), validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
+                 seed=seed, validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
                  verbose=verbose, steps_per_execution=self._k.compiled["steps_per_execution"],
-                 train_state=ts, initial_epoch=initial_epoch, trainer=trainer)
+                 train_state=ts, initial_epoch=initial_epoch, trainer=trainer, distribution=dist)
         finally:
             final = trainer.train_state
             self._k.live = None
@@ -370,7 +386,7 @@ class TrainingMixin:
         params, state = self._weights_tree()
         data = (x, y) if w is None else (x, y, w)
         res = _evaluate(self.module, params, data, batch_size=batch_size, state=state,
-                        _eval_step=trainer.eval_step)
+                        _eval_step=trainer.eval_step, distribution=_distribution())
         logs = {"loss": res.pop("loss"), **res}
         for cb in callbacks or ():
             cb.on_test_end(logs)
@@ -390,17 +406,23 @@ class TrainingMixin:
             cb.on_predict_begin()
         params, state = self._weights_tree()
         fn = self._eager_fn(False)
+        dist = _distribution()
+        padded = batch_size
+        if dist is not None:   # batches padded to a multiple of the shards, then split
+            padded = -(-batch_size // dist.num_shards) * dist.num_shards
+            params, state = dist.put_state(params), dist.put_state(state)
         n = x.shape[0]
         outs = []
         for s in range(0, n, batch_size):
             xb = x[s:s + batch_size]
             m = xb.shape[0]
-            if m < batch_size:
-                pad = [(0, batch_size - m)] + [(0, 0)] * (xb.ndim - 1)
+            if m < padded:
+                pad = [(0, padded - m)] + [(0, 0)] * (xb.ndim - 1)
                 xb = np.pad(np.asarray(xb), pad) if not isinstance(xb, jax.Array) else jnp.pad(xb, pad)
-            y, _ = fn(params, state, jnp.asarray(xb), None)
+            xb = jnp.asarray(xb) if dist is None else dist.shard_batch(xb)
+            y, _ = fn(params, state, xb, None)
             outs.append(jax.tree_util.tree_map(lambda a, m=m: a[:m], y))
-        outs = jax.device_get(outs)
+        outs = jax.device_get(outs) if dist is None else _to_host(outs)
         result = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *outs)
         for cb in callbacks or ():
             cb.on_predict_end()
@@ -413,8 +435,13 @@ class TrainingMixin:
         x, y, w, out = self._prepare(x, y, sample_weight, "train_on_batch")
         trainer = self._trainer(y, out)
         ts = self._train_state(trainer)
-        batch = tuple(jnp.asarray(a) for a in ((x, y) if w is None else (x, y, w)))
-        ts, logs = trainer.train_step(ts, batch)
+        dist = _distribution()
+        if dist is None:
+            batch = tuple(jnp.asarray(a) for a in ((x, y) if w is None else (x, y, w)))
+            ts, logs = trainer.train_step(ts, batch)
+        else:   # padded with zero-weight rows to a multiple of the shards, split over them
+            batch, _ = dist.global_batch(tuple(_to_host((x, y) if w is None else (x, y, w))))
+            ts, logs = trainer.sharded(dist).step(dist.put_state(ts), batch)
         self._store(ts)
         return _flatten({k: float(v) for k, v in jax.device_get(logs).items()}, return_dict)
 
@@ -423,7 +450,12 @@ class TrainingMixin:
         x, y, w, out = self._prepare(x, y, sample_weight, "test_on_batch")
         trainer = self._trainer(y, out)
         params, state = self._weights_tree()
-        batch = tuple(jnp.asarray(a) for a in ((x, y) if w is None else (x, y, w)))
+        dist = _distribution()
+        if dist is None:
+            batch = tuple(jnp.asarray(a) for a in ((x, y) if w is None else (x, y, w)))
+        else:
+            params, state = dist.put_state(params), dist.put_state(state)
+            batch, _ = dist.global_batch(tuple(_to_host((x, y) if w is None else (x, y, w))))
         sums = jax.device_get(trainer.eval_step(params, state, batch))
         count = float(sums.pop("count"))
         logs = {"loss": float(sums.pop("loss")) / count}
@@ -436,6 +468,17 @@ class TrainingMixin:
         self._check_input(x, "predict_on_batch")
         params, state = self._weights_tree()
         return np.asarray(self._eager_fn(False)(params, state, jnp.asarray(x), None)[0])
+
+
+def _distribution():
+    """The current ``keras.distribution`` as a ``functorch_lite.distributed.DataParallel``."""
+    from .distribution import _current
+    return _current()
+
+
+def _to_host(tree):
+    from ..distributed import to_host
+    return to_host(tree)
 
 
 def _flatten(logs, return_dict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import types as _types
 
 from . import dtypes as _dtypes
-from . import func, graph, nn, optim, utils
+from . import distributed, func, graph, nn, optim, utils
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bfloat16, bool_ as bool, device, double, dtype, float16, float32,  # noqa: A001
                      float64, get_default_dtype, half, int8, int16, int32, int64, long,
@@ -101,7 +101,7 @@ __all__ = ["COMPILES", "FloatTensor", "Generator", "LongTensor", "Size", "Tensor
            "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "as_tensor",
            "autograd", "backends", "bfloat16", "bmm", "bool", "cat", "ceil", "chunk", "clamp",
            "clip", "compile_count", "compile_log", "concat", "concatenate", "cos", "cuda",
-           "cumsum", "device", "div", "double", "dtype", "einsum", "empty",
+           "cumsum", "device", "distributed", "div", "double", "dtype", "einsum", "empty",
            "empty_like", "enable_grad", "eq", "equal", "exp", "expm1", "eye", 
            "flatten", "flip", "float", "float16", "float32", "float64", "floor", "from_numpy",
            "full", "full_like", "func", "gather", "ge", "get_default_dtype",

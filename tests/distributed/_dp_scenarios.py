@@ -263,6 +263,253 @@ def scenario_errors_that_need_several_devices():
     assert xb.addressable_shards[0].data.shape == (3, 6)
 
 
+# ---------------------------------------------------------------- the Keras-like adapter
+def keras_model(keras, seed=0, dropout=0.2):
+    """A small Keras model, the same initial weights for the same seed (set_random_seed)."""
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([keras.Input(shape=(6,)), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dropout(dropout), keras.layers.Dense(3)])
+    m.compile(optimizer="adam", metrics=["accuracy"],
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def assert_weights_close(m1, m2, **tol):
+    w1, w2 = m1.get_weights(), m2.get_weights()
+    assert len(w1) == len(w2) == 4
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, **(tol or TOL))
+
+
+def scenario_keras_fit_under_set_distribution_equals_single_device():
+    import functorch_lite.keras as keras
+    kd = keras.distribution
+    x, y = toy(200, seed=9)        # 180 training rows after validation_split: 5 x 32 + 20
+    assert kd.list_devices() == ["cpu:0", "cpu:1", "cpu:2", "cpu:3"]
+    # each model is built right before its fit: then both draw the same seeds (set_random_seed)
+    # for the initial weights, the shuffles and the dropout masks
+    m1 = keras_model(keras)
+    w0 = m1.get_weights()
+    h1 = m1.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=0)   # shuffled
+    dist = kd.DataParallel(devices=kd.list_devices())
+    assert dist.batch_dim_name == "batch" and dist.device_mesh.shape == (4,)
+    kd.set_distribution(dist)
+    try:
+        assert kd.distribution() is dist
+        m2 = keras_model(keras)
+        h2 = m2.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=0)
+        assert_weights_close(m1, m2)
+        assert any(not np.allclose(a, b) for a, b in zip(w0, m1.get_weights()))
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(h1.history[k], h2.history[k], rtol=1e-5, err_msg=k)
+        check_replicated(m2.params, 4)                   # weights replicated on the 4 devices
+        check_replicated(m2._k.opt["opt_state"], 4)      # and Adam's moments
+        np.testing.assert_allclose(m1.evaluate(x, y, verbose=0), m2.evaluate(x, y, verbose=0),
+                                   rtol=1e-6)
+        p2 = m2.predict(x[:50], batch_size=10, verbose=0)   # batches of 10 padded to 12
+        np.testing.assert_allclose(m1.predict(x[:50], batch_size=10, verbose=0), p2,
+                                   rtol=1e-5, atol=1e-6)
+        # single batches of 30 rows: padded to 32 with zero-weight rows, the same step
+        r2 = m2.train_on_batch(x[:30], y[:30], return_dict=True)
+        t2 = m2.test_on_batch(x[30:60], y[30:60], return_dict=True)
+    finally:
+        kd.set_distribution(None)
+    r1 = m1.train_on_batch(x[:30], y[:30], return_dict=True)
+    t1 = m1.test_on_batch(x[30:60], y[30:60], return_dict=True)
+    assert_weights_close(m1, m2)
+    for a, b in ((r1, r2), (t1, t2)):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=k)
+
+
+def scenario_keras_scope_device_mesh_padded_tail_and_errors():
+    import functorch_lite.keras as keras
+    from functorch_lite.distributed import DataParallel as FlDataParallel
+    kd = keras.distribution
+    x, y = toy(90, seed=10)        # batches of 16 and a tail of 10, padded to 12 on 4 devices
+    m1 = keras_model(keras, 1, 0.0)
+    m1.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    mesh = kd.DeviceMesh((2,), ["replicas"], devices=kd.list_devices()[2:])
+    dist = kd.DataParallel(device_mesh=mesh)
+    with dist.scope():
+        assert kd.distribution() is dist
+        m2 = keras_model(keras, 1, 0.0)
+        m2.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        with pytest.raises(ConfigError, match=r"fit: batch size 15 is not divisible by the 2 "
+                                              r"data-parallel shards of DataParallel\(mesh="
+                                              r"\{'replicas': 2\}(.|\n)*Hint: use a multiple of "
+                                              r"2, e.g. 14 or 16"):
+            m2.fit(x, y, batch_size=15, epochs=1, verbose=0)
+    assert kd.distribution() is None
+    assert_weights_close(m1, m2)
+    check_replicated(m2.params, 2)
+    assert {d.id for leaf in jax.tree_util.tree_leaves(m2.params)
+            for d in leaf.sharding.device_set} == {2, 3}
+    # a functorch_lite.distributed.DataParallel is accepted as it is (FSDP-style sharding)
+    m3 = keras_model(keras, 1, 0.0)
+    kd.set_distribution(FlDataParallel(fld.make_mesh(2, 2), param_axis="model", min_shard_size=0))
+    try:
+        m3.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    finally:
+        kd.set_distribution(None)
+    assert_weights_close(m1, m3)
+    with pytest.raises(ConfigError, match=r"DeviceMesh: shape \(3,\) expected 3 devices, got 4"):
+        kd.DeviceMesh((3,), ["batch"])
+    with pytest.raises(ConfigError, match=r"DeviceMesh: device 'gpu:0' expected one of "
+                                          r"\['cpu:0', 'cpu:1', 'cpu:2', 'cpu:3'\]"):
+        kd.DataParallel(devices=["gpu:0"])
+
+
+# ---------------------------------------------------------------- the torch-like adapter
+def torch_net(torch, nn):
+    """A small CNN with BatchNorm and dropout (no conv bias before the BatchNorm: its gradient
+    is 0 up to rounding, which Adam would turn into noise-driven updates)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * 6 * 6, 3))
+
+
+def torch_loop(torch, F, model, x, y, steps, batch=32, opt="adam"):
+    torch.manual_seed(1)           # the same dropout masks
+    o = (torch.optim.Adam(model.parameters(), lr=0.01) if opt == "adam" else
+         torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    losses = []
+    for i in range(steps):
+        xb = torch.from_numpy(x[i * batch:(i + 1) * batch])
+        yb = torch.from_numpy(y[i * batch:(i + 1) * batch])
+        o.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        o.step()
+        losses.append(loss.item())
+    return losses, o
+
+
+def torch_data(n=96, seed=12):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def assert_state_dicts_close(sd1, sd2, prefix="module."):
+    assert [prefix + k for k in sd1] == list(sd2)
+    for k, v in sd1.items():
+        np.testing.assert_allclose(v.numpy(), sd2[prefix + k].numpy(), err_msg=k, **TOL)
+
+
+def scenario_torch_data_parallel_loop_equals_single_device():
+    import copy
+    import functorch_lite.torch as torch
+    import functorch_lite.torch.nn as nn
+    import functorch_lite.torch.nn.functional as F
+    x, y = torch_data()
+    net = torch_net(torch, nn)
+    single, dp = copy.deepcopy(net), nn.DataParallel(copy.deepcopy(net))
+    torch.compile_log().reset()
+    l1, _ = torch_loop(torch, F, single, x, y, 3)
+    assert torch.compile_log().by_kind == {"step": 1}
+    torch.compile_log().reset()
+    l2, opt = torch_loop(torch, F, dp, x, y, 3)
+    assert torch.compile_log().by_kind == {"step": 1}, torch.compile_log().reasons  # one compile
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    assert_state_dicts_close(single.state_dict(), dp.state_dict())   # params and BN buffers
+    assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in
+               zip(net.state_dict().values(), single.state_dict().values()))
+    check_replicated([p._node.value for p in dp.parameters()], 4)
+    check_replicated([b._node.value for b in dp.buffers()], 4)
+    check_replicated([v for s in opt._arrays.values() for v in s.values()], 4)   # Adam's state
+    # the input is split over the 4 devices along the batch
+    xb = dp._scatter(torch.from_numpy(x[:32]))._node.value
+    assert xb.sharding.spec == jax.sharding.PartitionSpec("data", None, None, None)
+    assert {s.data.shape for s in xb.addressable_shards} == {(8, 1, 8, 8)}
+    # inference: the same outputs, split over the devices
+    single.eval()
+    dp.eval()
+    with torch.no_grad():
+        o1, o2 = single(torch.from_numpy(x[:8])), dp(torch.from_numpy(x[:8]))
+        np.testing.assert_allclose(o1.numpy(), o2.numpy(), **TOL)
+        assert len(o2._value().sharding.device_set) == 4
+
+
+def scenario_torch_compiled_step_contains_the_gradient_all_reduce():
+    import functorch_lite.torch as torch
+    import functorch_lite.torch.nn as nn
+    import functorch_lite.torch.nn.functional as F
+    from functorch_lite.torch import graph
+    seen = []
+    original = graph._compile
+
+    def spy(key, diff_is, const_is, update):
+        fn = original(key, diff_is, const_is, update)
+
+        def run(*args):
+            seen.append((fn, args))
+            return fn(*args)
+        return run
+    x, y = torch_data(64)
+    graph._CACHE.clear()           # compile again (an earlier scenario cached this graph)
+    graph._compile = spy
+    try:
+        for model in (torch_net(torch, nn), nn.DataParallel(torch_net(torch, nn))):
+            torch_loop(torch, F, model, x, y, 1)
+    finally:
+        graph._compile = original
+    (f1, a1), (f2, a2) = seen[-2:]
+    assert "all-reduce" not in f1.lower(*a1).compile().as_text()
+    hlo = f2.lower(*a2).compile().as_text()
+    assert "all-reduce" in hlo          # XLA's gradient all-reduce inside the one compiled step
+
+
+def scenario_torch_device_ids_dataloader_ddp_and_errors():
+    import copy
+    import functorch_lite.torch as torch
+    import functorch_lite.torch.nn as nn
+    import functorch_lite.torch.nn.functional as F
+    from functorch_lite.torch.utils.data import DataLoader, TensorDataset
+    x, y = toy(100, seed=13)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def loop(model):
+        o = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+        for _ in range(2):
+            for xb, yb in DataLoader(data, batch_size=32, drop_last=True):   # 3 x 32, no tail
+                o.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                o.step()
+        return o
+    single = copy.deepcopy(net)
+    loop(single)
+    dp2 = nn.DataParallel(copy.deepcopy(net), device_ids=[1, 3])
+    opt = loop(dp2)
+    assert_state_dicts_close(single.state_dict(), dp2.state_dict())
+    assert {d.id for p in dp2.parameters() for d in p._node.value.sharding.device_set} == {1, 3}
+    check_replicated([v for s in opt._arrays.values() for v in s.values()], 2)
+    ddp = nn.parallel.DistributedDataParallel(copy.deepcopy(net))   # one process: its batch is global
+    loop(ddp)
+    assert_state_dicts_close(single.state_dict(), ddp.state_dict())
+    # load_state_dict puts single-device values in: the next forward replicates them again
+    dp2.module.load_state_dict(net.state_dict())
+    dp2(torch.from_numpy(x[:4]))
+    check_replicated([p._node.value for p in dp2.parameters()], 2)
+    dp = nn.DataParallel(copy.deepcopy(net))
+    with pytest.raises(ConfigError, match=r"DataParallel: input size 30 along dim 0 is not "
+                                          r"divisible by the 4 devices of DataParallel\(mesh="
+                                          r"\{'data': 4\}, axis='data'\)\nHint: use a batch size "
+                                          r"that is a multiple of 4, e.g. 28 or 32 \(DataLoader"
+                                          r"\(..., drop_last=True\) drops a last partial batch\)"):
+        dp(torch.from_numpy(x[:30]))
+    with pytest.raises(ConfigError, match=r"DistributedDataParallel: process-local input size 6 "
+                                          r"is not divisible by the 4 devices of this process"):
+        ddp(torch.from_numpy(x[:6]))
+    with pytest.raises(ConfigError, match=r"DataParallel: device_ids expected indices in \[0, 4\) "
+                                          r"of jax.devices\(\) or jax devices, got 4"):
+        nn.DataParallel(copy.deepcopy(net), device_ids=[0, 4])
+    with pytest.raises(ConfigError, match=r"DataParallel: expected device_ids or distribution, "
+                                          r"not both"):
+        nn.DataParallel(net, device_ids=[0], distribution=2)
+
+
 SCENARIOS = {k[len("scenario_"):]: v for k, v in globals().items() if k.startswith("scenario_")}
 
 

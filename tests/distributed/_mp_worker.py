@@ -23,6 +23,7 @@ assert fld.initialize_from_env() is True   # before anything touches the devices
 import jax  # noqa: E402
 
 import functorch_lite as fl  # noqa: E402
+from _adapter_loops import keras_fit, torch_loop  # noqa: E402  (this script's folder)
 
 
 class Batches:
@@ -88,6 +89,17 @@ def main(data_path, out_dir):
     assert {s.data.shape for s in k.addressable_shards} == {(6, 8)}
     assert {(s.index[1].start, s.index[1].stop) for s in k.addressable_shards} == {(8 * pid, 8 * pid + 8)}
     out.update(flat("fsdp", h.params))
+
+    # 5. the Keras-like adapter under keras.distribution (the global dataset on every process)
+    out.update({f"keras/{i}": w for i, w in enumerate(keras_fit(x, y))})
+
+    # 6. the torch-like adapter: DistributedDataParallel on each process's local batches
+    import functorch_lite.torch as torch
+    assert torch.distributed.is_initialized() and torch.distributed.get_world_size() == 2
+    assert torch.distributed.get_rank() == pid
+    sd = torch_loop(lambda net: torch.nn.parallel.DistributedDataParallel(net),
+                    [(lx[i:i + lb], ly[i:i + lb]) for i in range(0, len(lx) - lb + 1, lb)])
+    out.update({f"torch/{k[len('module.'):]}": v for k, v in sd.items()})
 
     np.savez(os.path.join(out_dir, f"result_{pid}.npz"), **out)
     jax.distributed.shutdown()

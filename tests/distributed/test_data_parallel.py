@@ -24,6 +24,11 @@ SCENARIOS = [
     "hand_written_step_on_shard_batch_and_replicate",
     "evaluate_and_predict_with_distribution",
     "errors_that_need_several_devices",
+    "keras_fit_under_set_distribution_equals_single_device",
+    "keras_scope_device_mesh_padded_tail_and_errors",
+    "torch_data_parallel_loop_equals_single_device",
+    "torch_compiled_step_contains_the_gradient_all_reduce",
+    "torch_device_ids_dataloader_ddp_and_errors",
 ]
 
 

@@ -39,6 +39,16 @@ def flat(prefix, tree):
             for k, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+def _loops():
+    """tests/distributed/_adapter_loops.py (the workers import it from their folder)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_adapter_loops",
+                                                  os.path.join(HERE, "_adapter_loops.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,3 +143,26 @@ def test_fsdp_across_processes_equals_one_process(job):
     ref = flat("fsdp", h.params)
     for r in results:
         assert_same(ref, r, "fsdp")
+
+
+def test_keras_under_keras_distribution_equals_one_process(job):
+    keras_fit = _loops().keras_fit
+    x, y, results = job
+    ref = keras_fit(x, y, distributed=False)
+    for r in results:
+        got = [r[f"keras/{i}"] for i in range(len(ref))]
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, **TOL)
+
+
+def test_torch_distributed_data_parallel_equals_one_process_on_the_concatenated_batches(job):
+    torch_loop = _loops().torch_loop
+    x, y, results = job
+    s0, s1 = fld.process_slice(202, 0, 2), fld.process_slice(202, 1, 2)
+    glob = [(np.concatenate([x[s0][i:i + 16], x[s1][i:i + 16]]),
+             np.concatenate([y[s0][i:i + 16], y[s1][i:i + 16]])) for i in range(0, 96, 16)]
+    ref = torch_loop(lambda net: net, glob)
+    for r in results:
+        assert {k for k in r if k.startswith("torch/")} == {f"torch/{k}" for k in ref}
+        for k, v in ref.items():
+            np.testing.assert_allclose(r[f"torch/{k}"], v, err_msg=k, **TOL)

@@ -102,12 +102,22 @@ RULES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad"
          "adadelta": adadelta}
 
 
+def _replicated(sharding):
+    """A scalar's sharding on the devices of ``sharding`` (replicated over its mesh)."""
+    mesh = getattr(sharding, "mesh", None)
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if mesh is not None \
+        else None
+
+
 def init_state(rule: str, p, static, hp) -> dict:
     """Zero state for parameter ``p`` (torch creates the same tensors at the first step)."""
-    # built on the host: creating the state compiles nothing
-    z = lambda: jax.device_put(np.zeros(p.shape, p.dtype))  # noqa: E731
+    # built on the host: creating the state compiles nothing; laid out as the parameter when it
+    # spans several devices (nn.DataParallel: replicated, or FSDP-sharded)
+    where = p.sharding if isinstance(p, jax.Array) and len(p.sharding.device_set) > 1 else None
+    z = lambda: jax.device_put(np.zeros(p.shape, p.dtype), where)  # noqa: E731
     if rule == "sgd":
-        return ({"momentum_buffer": z(), "_started": jax.device_put(np.zeros((), np.bool_))}
+        return ({"momentum_buffer": z(), "_started": jax.device_put(
+                    np.zeros((), np.bool_), None if where is None else _replicated(where))}
                 if static["use_momentum"] else {})
     if rule in ("adam", "adamw"):
         s = {"exp_avg": z(), "exp_avg_sq": z()}
@@ -122,7 +132,8 @@ def init_state(rule: str, p, static, hp) -> dict:
             s["momentum_buffer"] = z()
         return s
     if rule == "adagrad":
-        return {"sum": jax.device_put(np.full(p.shape, hp["initial_accumulator_value"], p.dtype))}
+        return {"sum": jax.device_put(np.full(p.shape, hp["initial_accumulator_value"], p.dtype),
+                                      where)}
     if rule == "adadelta":
         return {"square_avg": z(), "acc_delta": z()}
     raise KeyError(rule)
