@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from .core import xla
 from .core.errors import ConfigError
 
 __all__ = ["DATA_AXIS", "MODEL_AXIS", "DataParallel", "as_distribution", "data_parallel_mesh",
@@ -423,8 +424,9 @@ class ShardedSteps:
         def indexed(ts, xs, i):
             return step(ts, tuple(jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False) for a in xs))
 
-        self._step = jax.jit(step, donate_argnums=0)
-        self._indexed = jax.jit(indexed, donate_argnums=0)
+        self._conv = getattr(train_step, "convolutions", False)
+        self._step = xla.jit(step, convolutions=self._conv, donate_argnums=0)
+        self._indexed = xla.jit(indexed, convolutions=self._conv, donate_argnums=0)
         self._indexed_raw = indexed
         self._multi = {}
 
@@ -437,9 +439,9 @@ class ShardedSteps:
     def multi(self, ts, xs, i, k):
         if k not in self._multi:
             one = self._indexed_raw
-            self._multi[k] = jax.jit(
+            self._multi[k] = xla.jit(
                 lambda ts, xs, i: jax.lax.scan(lambda t, j: one(t, xs, j), ts, i + jnp.arange(k)),
-                donate_argnums=0)
+                convolutions=self._conv, donate_argnums=0)
         return self._multi[k](ts, xs, i)
 
 
