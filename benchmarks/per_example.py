@@ -39,9 +39,13 @@ def main(argv=None):
 
     def loss(p, xb, yb):
         return fl.losses.cross_entropy(model.apply(p, {}, xb)[0], yb)
-    peg = fl.jit(lambda p, xb, yb: fl.per_example_grads(loss, p, xb, yb))
+    per_example = lambda p, xb, yb: fl.per_example_grads(loss, p, xb, yb)
+    peg = fl.jit(per_example)
+    # what fit and the adapters compile conv models with on CPU (core/xla.py)
+    peg_lib = fl.jit(per_example, compiler_options=fl.core.xla.conv_compiler_options())
     xj, yj = jnp.asarray(x), jnp.asarray(y)
-    out = {"fl_per_example_ms": _best(lambda: jax.block_until_ready(peg(params, xj, yj)))}
+    out = {"fl_per_example_ms": _best(lambda: jax.block_until_ready(peg_lib(params, xj, yj))),
+           "fl_per_example_xla_defaults_ms": _best(lambda: jax.block_until_ready(peg(params, xj, yj)))}
     try:
         import torch
         from torch.func import functional_call, grad, vmap
