@@ -126,3 +126,22 @@ def test_init_compiled_once_equals_the_op_by_op_init():
     np.testing.assert_array_equal(fast["0_conv"]["kernel"], slow["0_conv"]["kernel"])
     np.testing.assert_array_equal(fast["3_dense"]["kernel"], slow["3_dense"]["kernel"])
     np.testing.assert_allclose(fast["4_dense"]["kernel"], slow["4_dense"]["kernel"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("conv", [True, False])
+def test_torch_adapter_compiles_conv_graphs_with_the_conv_options(monkeypatch, conv):
+    import functorch_lite.torch as torch
+    import functorch_lite.torch.nn as nn
+    import functorch_lite.torch.nn.functional as F
+    seen = []
+    real = xla.jit
+    monkeypatch.setattr(xla, "jit", lambda fn, **kw: seen.append(kw.get("convolutions")) or real(fn, **kw))
+    body = nn.Conv2d(1, 3, 3, padding=1) if conv else nn.Linear(7, 7)   # shapes no other test uses
+    model = nn.Sequential(body, nn.ReLU(), nn.Flatten(), nn.Linear(3 * 7 * 7 if conv else 7 * 7, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.from_numpy(np.ones((3, 1, 7, 7) if conv else (3, 7, 7), np.float32))
+    loss = F.cross_entropy(model(x), torch.from_numpy(np.zeros(3, np.int64)))
+    loss.backward()
+    opt.step()
+    assert np.isfinite(loss.item())
+    assert seen and all(s is conv for s in seen)
