@@ -271,8 +271,8 @@ class TrainingMixin:
     def _store(self, ts):
         if self._k.home is not None:  # part of another model: write into its tree
             params, state = self._weights_tree()
-            _assign_into(params, ts.params)
-            _assign_into(state, ts.state)
+            _assign_into({"params": params, "state": state},
+                         {"params": ts.params, "state": ts.state})
         else:
             self._k.root = {"params": ts.params, "state": ts.state}
         self._k.opt = {"opt_state": ts.opt_state, "step": ts.step, "rng": ts.rng}
@@ -344,7 +344,7 @@ class TrainingMixin:
         self._k.live = trainer
         trainer.train_state = ts
         try:
-            _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
+            core = _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
                  seed=next_seed(), validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
                  verbose=verbose, steps_per_execution=self._k.compiled["steps_per_execution"],
                  train_state=ts, initial_epoch=initial_epoch, trainer=trainer)
@@ -352,6 +352,7 @@ class TrainingMixin:
             final = trainer.train_state
             self._k.live = None
             self._store(final)
+        history.interrupted = core.interrupted   # Ctrl-C: the weights of the last completed step
         self._k.history = history
         return history
 

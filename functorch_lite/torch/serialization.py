@@ -12,6 +12,7 @@ import zipfile
 import jax
 import numpy as np
 
+from ..datasets.idx import atomic_file
 from . import dtypes as _dt
 from .tensor import Tensor
 
@@ -57,15 +58,20 @@ def _encode(obj, arrays, path):
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
-    """Write ``obj`` (a state dict or a nest of them) to a path or a binary file object."""
+    """Write ``obj`` (a state dict or a nest of them) to a path or a binary file object.  A path
+    is written atomically: on any error (a full disk, Ctrl-C) a previous file stays intact."""
     arrays: dict = {}
     layout = _encode(obj, arrays, "")
     arrays[_LAYOUT] = np.asarray(json.dumps(layout))
     if isinstance(f, (str, os.PathLike)):
-        with open(f, "wb") as fh:
-            np.savez(fh, **arrays)
+        with atomic_file(f) as fh:   # temp file, fsync, rename: a failed save keeps the old file
+            _write_npz(fh, arrays)
     else:
-        np.savez(f, **arrays)
+        _write_npz(f, arrays)
+
+
+def _write_npz(f, arrays):
+    np.savez(f, **arrays)
 
 
 def _decode(node, arrays):
