@@ -304,7 +304,9 @@ class TrainingMixin:
             if validation_split:
                 if validation_data is not None:
                     raise ConfigError("fit: expected validation_split or validation_data, not both")
-                if not 0 < validation_split < 1:
+                if isinstance(validation_split, bool) or \
+                        not isinstance(validation_split, (int, float)) or \
+                        not 0 < validation_split < 1:
                     raise ConfigError(f"fit: validation_split expected a number in (0, 1), got "
                                       f"{validation_split!r}")
                 n = x.shape[0]
