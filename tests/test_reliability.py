@@ -320,3 +320,291 @@ def test_bad_input_gives_a_clear_error(case, call, exc, match, tmp_path):
     # never an XLA stack trace: the error is raised from our own checks
     assert "XlaRuntimeError" not in type(info.value).__name__
     assert isinstance(info.value, OURS) or case.startswith("torch")
+
+
+# ================================================================== faults
+# ------------------------------------------------------------------ a writer failing mid-way
+def _save_checkpoint(path):
+    ck.save(path, {"w": np.full(50, float(_save_checkpoint.n))})
+
+
+def _save_keras(path):
+    m = _k_model()
+    m.set_weights([np.full_like(w, float(_save_checkpoint.n)) for w in m.get_weights()])
+    m.save_weights(path)
+
+
+def _save_torch(path):
+    torch.save({"w": torch.full((50,), float(_save_checkpoint.n))}, str(path))
+
+
+def _read_back(saver, path):
+    if saver is _save_torch:
+        return torch.load(str(path))["w"].numpy()
+    return ck.load(path)["w" if saver is _save_checkpoint else "params"]
+
+
+@pytest.mark.parametrize("saver, module", [(_save_checkpoint, ck), (_save_keras, ck),
+                                           (_save_torch, "torch")],
+                         ids=["checkpoint.save", "keras save_weights", "torch.save"])
+@pytest.mark.parametrize("fault", [OSError("No space left on device"), KeyboardInterrupt()],
+                         ids=["disk full", "Ctrl-C"])
+def test_a_save_failing_mid_way_leaves_the_previous_file_intact(tmp_path, monkeypatch, saver,
+                                                                module, fault):
+    from functorch_lite.torch import serialization
+    module = serialization if module == "torch" else module
+    path = tmp_path / "w.npz"
+    _save_checkpoint.n = 1
+    saver(path)
+    before = path.read_bytes()
+
+    def half_then_fail(f, arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise fault
+    monkeypatch.setattr(module, "_write_npz", half_then_fail)
+    _save_checkpoint.n = 2
+    with pytest.raises(type(fault)):
+        saver(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["w.npz"]   # no temporary file left behind
+    monkeypatch.undo()
+    leaves = jax.tree_util.tree_leaves(_read_back(saver, path))
+    assert all(np.all(np.asarray(l) == 1.0) for l in leaves)
+
+
+# ------------------------------------------------------------------ loads never half apply
+def test_keras_load_and_set_weights_never_half_apply(tmp_path):
+    m = _k_model()
+    before = m.get_weights()
+    other = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(8),
+                              keras.layers.Dense(2)])   # last layer differs only
+    other.save_weights(tmp_path / "o.npz")
+    with pytest.raises(CheckpointError, match=r"shape: params/1_dense/bias \(saved \(2,\) vs "
+                                              r"expected \(3,\)\)"):
+        m.load_weights(tmp_path / "o.npz")
+    bad = [w + 1 for w in before]
+    bad[-1] = np.array(["x"] * 3)        # right shape, cannot be converted: refused before writing
+    with pytest.raises((TypeError, ValueError)):
+        m.set_weights(bad)
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_torch_load_state_dict_never_half_applies(tmp_path):
+    torch.manual_seed(0)
+    model = _t_mlp()
+    before = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    sd = {k: v * 0 + 5 for k, v in model.state_dict().items()}
+    sd["3.weight"] = torch.zeros(3, 9)   # the last entry is the wrong shape
+    for strict in (True, False):
+        with pytest.raises(RuntimeError, match=r"size mismatch for 3.weight"):
+            model.load_state_dict(sd, strict=strict)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.detach().numpy(), before[k])
+
+
+# ------------------------------------------------------------------ Ctrl-C during fit
+def _ctrl_c(how):
+    if how == "signal":   # a real SIGINT, through the handler fit installs
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        raise KeyboardInterrupt
+
+
+class _CoreAt(fl.Callback):
+    def __init__(self, k, how):
+        self.k, self.how = k, how
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.trainer.train_state.step) == self.k:
+            if self.how == "stop":
+                self.trainer.stop_training = True
+            else:
+                _ctrl_c(self.how)
+
+
+@pytest.mark.parametrize("how", ["raise", "signal"])
+def test_functional_fit_ctrl_c_keeps_the_weights_of_the_last_completed_step(how, capsys):
+    x, y = _xy(40)
+    kw = dict(epochs=5, batch_size=8, seed=3)   # 5 steps per epoch; stop at step 7 (epoch 2)
+    ref = fl.fit(_mlp(), "cross_entropy", "adam", (x, y), verbose=0, callbacks=[_CoreAt(7, "stop")],
+                 **kw)
+    h = fl.fit(_mlp(), "cross_entropy", "adam", (x, y), verbose=2, callbacks=[_CoreAt(7, how)], **kw)
+    assert h.interrupted and int(h.train_state.step) == 7
+    assert h.epoch == [0] and len(h.history["loss"]) == 1          # the partial history
+    for a, b in zip(jax.tree_util.tree_leaves(h.train_state.params),
+                    jax.tree_util.tree_leaves(ref.train_state.params)):
+        np.testing.assert_array_equal(a, b)
+    assert "fit: interrupted; keeping the weights of the last completed step (7)" in \
+        capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler put back
+
+
+class _KerasAt(keras.callbacks.Callback):
+    def __init__(self, k, how):
+        self.k, self.how = k, how
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.optimizer.iterations == self.k:
+            if self.how == "stop":
+                self.model.stop_training = True
+            else:
+                _ctrl_c(self.how)
+
+
+@pytest.mark.parametrize("how", ["raise", "signal"])
+def test_keras_fit_ctrl_c_returns_with_the_weights_of_the_last_completed_step(how):
+    x, y = _xy(40)
+    runs = {}
+    for mode in ("stop", how):
+        keras.utils.set_random_seed(5)
+        m = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dropout(0.2), keras.layers.Dense(3)])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        hist = m.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[_KerasAt(7, mode)])
+        runs[mode] = (m, hist)
+    m, hist = runs[how]
+    assert hist.interrupted and not runs["stop"][1].interrupted
+    assert m.optimizer.iterations == 7
+    assert hist.epoch == [0] and len(hist.history["loss"]) == 1 and m.history is hist
+    for a, b in zip(m.get_weights(), runs["stop"][0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # training continues from there
+    assert np.isfinite(m.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0])
+    assert m.optimizer.iterations == 12
+
+
+def test_sigint_to_a_training_process_exits_cleanly_with_its_checkpoint(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import functorch_lite as fl
+
+        class Ready(fl.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if int(self.trainer.train_state.step) == 3:
+                    print("TRAINING", flush=True)
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(256, 4)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int32)
+        model = fl.Sequential([fl.Dense(16), fl.relu, fl.Dense(2)])
+        h = fl.fit(model, "cross_entropy", "adam", (x, y), epochs=100000, batch_size=8,
+                   verbose=0, callbacks=[Ready()])
+        ts = h.train_state
+        fl.checkpoint.save({str(tmp_path / 'ck.npz')!r}, {{"params": ts.params, "step": ts.step}})
+        print("INTERRUPTED" if h.interrupted else "FINISHED", int(ts.step), flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "TRAINING"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    word, step = out.split()
+    assert word == "INTERRUPTED" and int(step) >= 3
+    tree = ck.load(tmp_path / "ck.npz")
+    assert int(tree["step"]) == int(step)
+    assert all(np.all(np.isfinite(l)) for l in jax.tree_util.tree_leaves(tree["params"]))
+
+
+# ------------------------------------------------------------------ Ctrl-C in a torch loop
+def _t_step(model, opt, x, y):
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+def _t_params(model):
+    return [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def _t_pair():
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        models.append((m, torch.optim.Adam(m.parameters(), lr=0.05)))
+    return models
+
+
+@pytest.mark.parametrize("when", ["signal during the step", "raised before the step ran"])
+def test_torch_interrupted_step_is_all_or_nothing_and_training_continues(when, monkeypatch):
+    from functorch_lite.torch import graph
+    x, y = torch.tensor(_xy()[0]), torch.tensor(_xy()[1].astype(np.int64))
+    (a, opt_a), (b, opt_b) = _t_pair()
+    start = _t_params(a)
+    _t_step(b, opt_b, x, y)                       # the reference: one uninterrupted step
+    compile_ = graph._compile
+
+    def interrupted(*args):
+        fn = compile_(*args)
+
+        def run(*xs):
+            if when == "raised before the step ran":
+                raise KeyboardInterrupt
+            out = fn(*xs)
+            os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C while XLA runs the step
+            return out
+        return run
+    monkeypatch.setattr(graph, "_CACHE", {})
+    monkeypatch.setattr(graph, "_compile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _t_step(a, opt_a, x, y)
+    monkeypatch.undo()
+    # every parameter holds the new values, or every one the old
+    expected = _t_params(b) if when == "signal during the step" else start
+    for p, e in zip(_t_params(a), expected):
+        np.testing.assert_array_equal(p, e)
+    if when == "raised before the step ran":
+        _t_step(a, opt_a, x, y)                   # redo the lost step
+    _t_step(a, opt_a, x, y)
+    _t_step(b, opt_b, x, y)
+    for p, q in zip(_t_params(a), _t_params(b)):
+        np.testing.assert_array_equal(p, q)
+
+
+# ------------------------------------------------------------------ seeds
+def _run_functional(seed):
+    x, y = _xy(64)
+    model = fl.Sequential([fl.Dense(16), fl.relu, fl.Dropout(0.3), fl.Dense(3)])
+    h = fl.fit(model, "cross_entropy", "adam", (x, y), epochs=2, batch_size=16, seed=seed,
+               verbose=0)
+    return [np.asarray(l) for l in jax.tree_util.tree_leaves(h.train_state.params)]
+
+
+def _run_keras(seed):
+    x, y = _xy(64)
+    keras.utils.set_random_seed(seed)
+    m = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dropout(0.3), keras.layers.Dense(3)])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, y, batch_size=16, epochs=2, shuffle=True, verbose=0)
+    return m.get_weights()
+
+
+def _run_torch(seed):
+    x, y = _xy(64)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loader = DataLoader(TensorDataset(torch.tensor(x), torch.tensor(y.astype(np.int64))),
+                        batch_size=16, shuffle=True)
+    for _ in range(2):
+        for xb, yb in loader:
+            _t_step(model, opt, xb, yb)
+    return _t_params(model)
+
+
+@pytest.mark.parametrize("run", [_run_functional, _run_keras, _run_torch],
+                         ids=["functional", "keras", "torch"])
+def test_same_seed_is_bit_identical_and_different_seeds_differ(run):
+    a, b, c = run(1), run(1), run(2)
+    assert len(a) == len(b) == len(c) > 0
+    for la, lb in zip(a, b):
+        np.testing.assert_array_equal(la, lb)
+    assert all(not np.array_equal(la, lc) for la, lc in zip(a, c))
