@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import functorch_lite as fl
 import functorch_lite.keras as keras
@@ -608,3 +609,54 @@ def test_same_seed_is_bit_identical_and_different_seeds_differ(run):
     for la, lb in zip(a, b):
         np.testing.assert_array_equal(la, lb)
     assert all(not np.array_equal(la, lc) for la, lc in zip(a, c))
+
+
+# ------------------------------------------------------------------ torch.load on damaged files
+def _valid_torch_file():
+    import io
+    buf = io.BytesIO()
+    torch.manual_seed(0)
+    torch.save({"model": nn.Linear(3, 2).state_dict(), "epoch": 3, "lr": 0.1}, buf)
+    return buf.getvalue()
+
+
+TORCH_FILE = _valid_torch_file()
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(at=st.integers(0, len(TORCH_FILE) - 1), mode=st.sampled_from(["cut", "flip", "random"]),
+       noise=st.binary(max_size=200))
+def test_torch_load_raises_only_its_runtime_error_on_damaged_files(tmp_path, at, mode, noise):
+    data = {"cut": TORCH_FILE[:at],
+            "flip": TORCH_FILE[:at] + bytes([TORCH_FILE[at] ^ 0xFF]) + TORCH_FILE[at + 1:],
+            "random": noise}[mode]
+    path = tmp_path / "bad.pt"
+    path.write_bytes(data)
+    try:
+        torch.load(str(path))
+    except RuntimeError as e:
+        assert "bad.pt" in str(e)
+
+
+# ------------------------------------------------------------------ the guard itself
+def test_interrupt_guard_defers_the_first_ctrl_c_and_lets_the_second_through(capsys):
+    from functorch_lite.core import InterruptGuard
+    with pytest.raises(KeyboardInterrupt):
+        with InterruptGuard("stopping soon") as guard:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert guard.pending                      # deferred, this line still runs
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)   # the second one: at once
+            guard.pending = True
+    assert "stopping soon (press Ctrl-C again to abort at once)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a handler the user installed stays in charge
+    seen = []
+    old = signal.signal(signal.SIGINT, lambda *a: seen.append(1))
+    try:
+        with InterruptGuard() as guard:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert seen == [1] and not guard.pending
+    finally:
+        signal.signal(signal.SIGINT, old)
