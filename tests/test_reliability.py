@@ -252,7 +252,7 @@ CASES = [
     ("core: unknown activation", lambda t: fl.Activation("rellu"),
      ConfigError, r"activation: unknown value 'rellu'; expected one of \[.*'relu'"),
     ("core: unknown initializer", lambda t: fl.Dense(3, kernel_init="glorot"),
-     ConfigError, r"Dense: kernel_init \(initializer\): unknown value 'glorot'; expected one of "
+     ConfigError, r"Dense: kernel_init initializer: unknown value 'glorot'; expected one of "
                   r"\[.*'glorot_uniform'"),
     ("core: epochs 0", lambda t: _fit(epochs=0), ConfigError,
      r"fit: epochs expected a positive int, got 0"),

@@ -119,4 +119,4 @@ def check_names(layer) -> None:
     for f in dataclasses.fields(layer):
         value = getattr(layer, f.name)
         if f.name.endswith("_init") and isinstance(value, str) and value.lower() not in valid:
-            raise unknown_option(f"{type(layer).__name__}: {f.name} (initializer)", value, valid)
+            raise unknown_option(f"{type(layer).__name__}: {f.name} initializer", value, valid)
