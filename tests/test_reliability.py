@@ -660,3 +660,22 @@ def test_interrupt_guard_defers_the_first_ctrl_c_and_lets_the_second_through(cap
         assert seen == [1] and not guard.pending
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_nets_run_epochs_stops_cleanly_on_ctrl_c(capsys):
+    from nets._common import run_epochs
+
+    def step(carry, batch):
+        (x,) = batch
+        w, n = carry
+        jax.lax.cond(n == 3, lambda: jax.debug.callback(lambda: os.kill(os.getpid(), signal.SIGINT)),
+                     lambda: None)
+        return (w - 0.1 * x.mean(0), n + 1), {"loss": jnp.sum(w ** 2)}
+    x = np.ones((64, 2), np.float32)
+    (w, n), history = run_epochs(step, (jnp.zeros(2), jnp.int32(0)), (x,), epochs=50, batch_size=8,
+                                 seed=0, verbose=0)
+    assert 4 <= int(n) < 50 * 8                  # stopped soon after the Ctrl-C, not at the end
+    np.testing.assert_allclose(np.asarray(w), -0.1 * int(n) * np.ones(2), rtol=1e-5)   # alive
+    assert len(history.get("loss", [])) == int(n) // 8        # completed epochs only
+    assert "train: interrupted; keeping the weights of the last completed step" in \
+        capsys.readouterr().out
