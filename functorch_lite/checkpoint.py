@@ -18,10 +18,7 @@ NamedTuple fields become string dict keys (``tree['opt_state']['0']['mu']``).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -32,6 +29,7 @@ import ml_dtypes
 import numpy as np
 
 from .core.errors import CheckpointError, TreeMismatchError
+from .datasets.idx import atomic_file
 
 __all__ = ["save", "load", "CheckpointMismatchError", "FORMAT_VERSION"]
 
@@ -82,18 +80,8 @@ def save(path, tree) -> Path:
     meta = {"format": _FORMAT, "version": FORMAT_VERSION, "keys": list(arrays),
             "dtypes": dtypes}
     arrays[_META] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        _write_npz(f, arrays)
     return path
 
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core.errors import ConfigError, ShapeError, format_error, unknown_option
+from .core.errors import ConfigError, DataError, ShapeError, format_error, unknown_option
 
 __all__ = [
     "softmax_cross_entropy", "cross_entropy", "nll_loss",
@@ -326,7 +326,7 @@ def binary_crossentropy(predictions, targets, *, from_logits=False, label_smooth
 def check_labels(labels, num_classes):
     """Host-side check of class indices (cannot run under ``jit``); returns them as int64 numpy.
 
-    Raises ShapeError for non-integral values and ValueError for labels outside
+    Raises ShapeError for non-integral values and DataError (a ValueError) for labels outside
     ``[0, num_classes)``, naming the first bad value and its index.
     """
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -349,8 +349,8 @@ def check_labels(labels, num_classes):
     bad = (arr < 0) | (arr >= num_classes)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"labels: expected class indices in [0, {num_classes}), got "
-                         f"{arr[idx].item()!r} at index {idx} ({int(bad.sum())} out of range)")
+        raise DataError(f"labels: expected class indices in [0, {num_classes}), got "
+                        f"{arr[idx].item()!r} at index {idx} ({int(bad.sum())} out of range)")
     return arr.astype(np.int64)
 
 

@@ -69,6 +69,11 @@ def get(name_or_tx, learning_rate=None, **kwargs):
                           f"{valid}")
     if learning_rate is None:
         learning_rate = DEFAULT_LEARNING_RATES[name]
+    elif not callable(learning_rate) and not (   # 0 is allowed (frozen), as in Keras and torch
+            isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
+            and 0 <= learning_rate < float("inf")):
+        raise ConfigError(f"optimizer {name!r}: learning_rate expected a finite number >= 0 or a "
+                          f"schedule (step -> rate), got {learning_rate!r}")
     static = [k for k in _STATIC_CALLABLES if k in kwargs]
     return optax.inject_hyperparams(factory, static_args=static)(
         learning_rate=learning_rate, **kwargs)

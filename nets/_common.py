@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 import functorch_lite as fl
+from functorch_lite.core import InterruptGuard
 from functorch_lite.datasets import load_mnist, mnist_stats
 
 __all__ = ["positive", "make_parser", "load_images", "fit_classifier", "run_epochs",
@@ -178,22 +179,40 @@ def run_epochs(step: Callable, carry, arrays, *, epochs: int, batch_size: int, s
     jitted = jax.jit(body, donate_argnums=0)
 
     history: dict[str, list[float]] = {}
-    for epoch in range(epochs):
-        idx = jnp.asarray(rng.permutation(n)[: steps * batch_size])
-        epoch_data = gather(dev, idx)
-        logs = []
-        it = range(steps)
-        if verbose == 2:
-            from tqdm.auto import tqdm
-            it = tqdm(it, desc=f"{desc} {epoch + 1}/{epochs}", unit="step", leave=False)
-        for i in it:
-            carry, l = jitted(carry, epoch_data, jnp.int32(i))
-            logs.append(l)
-        logs = jax.device_get(logs)
-        keys = sorted(logs[0], key=lambda k: (k != "loss", k))  # 'loss' first
-        means = {k: float(np.mean([l[k] for l in logs])) for k in keys}
-        for k, v in means.items():
-            history.setdefault(k, []).append(v)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in means.items()))
+    # Ctrl-C stops after the current step and keeps its carry (the donated one is gone by then)
+    guard = InterruptGuard(f"{desc}: Ctrl-C received; stopping after the current step")
+    with guard:
+        for epoch in range(epochs):
+            carry, stopped = _one_epoch(jitted, gather, dev, carry, rng, n, steps, batch_size,
+                                        history, guard, verbose, epoch, epochs, desc)
+            if stopped:
+                print(f"{desc}: interrupted; keeping the weights of the last completed step "
+                      f"and the history of the {len(next(iter(history.values()), []))} completed "
+                      f"epochs")
+                break
     return carry, history
+
+
+def _one_epoch(jitted, gather, dev, carry, rng, n, steps, batch_size, history, guard, verbose,
+               epoch, epochs, desc):
+    idx = jnp.asarray(rng.permutation(n)[: steps * batch_size])
+    epoch_data = gather(dev, idx)
+    logs = []
+    it = range(steps)
+    if verbose == 2:
+        from tqdm.auto import tqdm
+        it = tqdm(it, desc=f"{desc} {epoch + 1}/{epochs}", unit="step", leave=False)
+    for i in it:
+        carry, l = jitted(carry, epoch_data, jnp.int32(i))
+        logs.append(l)
+        if guard.pending:
+            guard.pending = False
+            return carry, True
+    logs = jax.device_get(logs)
+    keys = sorted(logs[0], key=lambda k: (k != "loss", k))  # 'loss' first
+    means = {k: float(np.mean([l[k] for l in logs])) for k in keys}
+    for k, v in means.items():
+        history.setdefault(k, []).append(v)
+    if verbose:
+        print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in means.items()))
+    return carry, False

@@ -26,7 +26,8 @@ class ConfigError(ValueError):
 
 
 class DataError(ValueError):
-    """A data file is missing, truncated, corrupted or fails its checksum."""
+    """Data is invalid: a data file is missing, truncated, corrupted or fails its checksum, or
+    labels are outside the valid range."""
 
 
 class CheckpointError(ValueError):

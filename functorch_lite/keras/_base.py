@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core import xla
 from ..core.errors import ConfigError, ShapeError, format_error, scope
+from ..core.interrupts import InterruptGuard
 from ..core.module import Module, as_spec, module_name
 
 __all__ = ["Layer", "KerasTensor", "Node", "KerasOp", "next_key", "next_seed", "unique_name",
@@ -403,8 +404,10 @@ class Layer:
         if bad:
             raise ShapeError(f"set_weights: {type(self).__name__} '{self.name}' shape mismatch: "
                              + "; ".join(bad))
-        for (t, p, a), w in zip(current, weights):
-            _set_path(params if t == "params" else state, p, jnp.asarray(w, a.dtype))
+        staged = [jnp.asarray(w, a.dtype) for (_, _, a), w in zip(current, weights)]
+        with InterruptGuard():   # all converted first, then all written: never half applied
+            for (t, p, _), w in zip(current, staged):
+                _set_path(params if t == "params" else state, p, w)
 
     def _assign_state(self, new_state):
         _, state = self._weights_tree()
@@ -469,9 +472,15 @@ def _set_path(tree, path, value):
 
 def _assign_into(tree, new):
     """Write the leaves of ``new`` into the nested dicts of ``tree`` in place (same structure),
-    so that every holder of ``tree`` (a model, a running fit) sees them."""
+    so that every holder of ``tree`` (a model, a running fit) sees them.  All or nothing: a
+    Ctrl-C meanwhile waits until every leaf is written."""
+    with InterruptGuard():
+        _assign_leaves(tree, new)
+
+
+def _assign_leaves(tree, new):
     for k, v in new.items():
         if isinstance(v, dict):
-            _assign_into(tree[k], v)
+            _assign_leaves(tree[k], v)
         else:
             tree[k] = v

@@ -47,11 +47,14 @@ class Callback(_CoreCallback):
 
 class History(Callback):
     """What ``fit`` returns: ``history.history`` maps each log name to its per-epoch values;
-    ``history.epoch`` lists the epochs run; ``history.params`` the fit parameters."""
+    ``history.epoch`` lists the epochs run; ``history.params`` the fit parameters;
+    ``history.interrupted`` is True when Ctrl-C stopped ``fit`` (after a completed step, whose
+    weights the model keeps; the history then holds the completed epochs)."""
 
     def __init__(self):
         self.history: dict = {}
         self.epoch: list = []
+        self.interrupted = False
 
     def on_train_begin(self, logs=None):
         self.epoch = []

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import losses as _core
-from ..core.errors import ConfigError, ShapeError, unknown_option
+from ..core.errors import ConfigError, DataError, ShapeError, unknown_option
 
 __all__ = ["Loss", "LossFunctionWrapper", "SparseCategoricalCrossentropy",
            "CategoricalCrossentropy", "BinaryCrossentropy", "MeanSquaredError",
@@ -281,9 +281,9 @@ def _check_class_range(name, y, classes):
     bad = (y < 0) | (y >= classes)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"loss '{name}': y expected class indices in [0, {classes}) (the model "
-                         f"outputs {classes} classes), got {y[idx].item()!r} at index {idx} "
-                         f"({int(bad.sum())} out of range)")
+        raise DataError(f"loss '{name}': y expected class indices in [0, {classes}) (the model "
+                        f"outputs {classes} classes), got {y[idx].item()!r} at index {idx} "
+                        f"({int(bad.sum())} out of range)")
 
 
 class CategoricalCrossentropy(LossFunctionWrapper):

@@ -382,8 +382,7 @@ class Model(TrainingMixin, Layer):
         exactly (key paths, shapes, dtypes), else CheckpointError lists the differences."""
         params, state = self._require_built("load_weights")
         tree = _ckpt.load(filepath, target={"params": params, "state": state})
-        _assign_into(params, tree["params"])
-        _assign_into(state, tree["state"])
+        _assign_into({"params": params, "state": state}, tree)   # all leaves, or none
 
     def get_config(self):
         return {"name": self.name}

@@ -87,7 +87,8 @@ class Optimizer:
     def __init__(self, learning_rate=None, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None):
         lr = self._default_lr if learning_rate is None else learning_rate
-        if not callable(lr) and not (isinstance(lr, (int, float)) and lr >= 0):
+        if not callable(lr) and not (isinstance(lr, (int, float)) and not isinstance(lr, bool)
+                                     and 0 <= lr < float("inf")):
             raise ConfigError(f"{type(self).__name__}: learning_rate expected a number >= 0 or a "
                               f"schedule, got {lr!r}")
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:

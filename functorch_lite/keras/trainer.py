@@ -280,8 +280,8 @@ class TrainingMixin:
     def _store(self, ts):
         if self._k.home is not None:  # part of another model: write into its tree
             params, state = self._weights_tree()
-            _assign_into(params, ts.params)
-            _assign_into(state, ts.state)
+            _assign_into({"params": params, "state": state},
+                         {"params": ts.params, "state": ts.state})
         else:
             self._k.root = {"params": ts.params, "state": ts.state}
         self._k.opt = {"opt_state": ts.opt_state, "step": ts.step, "rng": ts.rng}
@@ -315,7 +315,9 @@ class TrainingMixin:
             if validation_split:
                 if validation_data is not None:
                     raise ConfigError("fit: expected validation_split or validation_data, not both")
-                if not 0 < validation_split < 1:
+                if isinstance(validation_split, bool) or \
+                        not isinstance(validation_split, (int, float)) or \
+                        not 0 < validation_split < 1:
                     raise ConfigError(f"fit: validation_split expected a number in (0, 1), got "
                                       f"{validation_split!r}")
                 n = x.shape[0]
@@ -360,14 +362,15 @@ class TrainingMixin:
         if dist is not None and epoch_seed is not None:
             seed = epoch_seed   # the same shuffles as _EpochBatches draws without a distribution
         try:
-            _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
-                 seed=seed, validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
-                 verbose=verbose, steps_per_execution=self._k.compiled["steps_per_execution"],
-                 train_state=ts, initial_epoch=initial_epoch, trainer=trainer, distribution=dist)
+            core = _fit(self.module, self._k.loss_fn, trainer.tx, data, epochs=epochs, batch_size=batch_size,
+                        seed=seed, validation_data=val, shuffle=bool(shuffle), callbacks=cbs,
+                        verbose=verbose, steps_per_execution=self._k.compiled["steps_per_execution"],
+                        train_state=ts, initial_epoch=initial_epoch, trainer=trainer, distribution=dist)
         finally:
             final = trainer.train_state
             self._k.live = None
             self._store(final)
+        history.interrupted = core.interrupted   # Ctrl-C: the weights of the last completed step
         self._k.history = history
         return history
 

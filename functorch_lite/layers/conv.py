@@ -100,6 +100,7 @@ class Conv(Module):
 
     def __post_init__(self):
         check_conv_config("Conv", self.filters, self.layout, self.groups)
+        initializers.check_names(self)
         if isinstance(self.kernel_size, (list, tuple)):
             object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
         freeze_lists(self, ("strides", "dilation", "padding"))

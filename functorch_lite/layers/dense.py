@@ -33,6 +33,7 @@ class Dense(Module):
             raise ConfigError(f"Dense: features expected a positive int, got {self.features!r}")
         if self.kernel_layout not in ("io", "oi"):
             raise ConfigError(f"Dense: kernel_layout expected 'io' or 'oi', got {self.kernel_layout!r}")
+        initializers.check_names(self)
 
     @property
     def _kname(self):

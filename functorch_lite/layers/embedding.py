@@ -27,6 +27,7 @@ class Embedding(Module):
             v = getattr(self, name)
             if not isinstance(v, int) or v <= 0:
                 raise ConfigError(f"Embedding: {name} expected a positive int, got {v!r}")
+        initializers.check_names(self)
 
     def init(self, key, spec):
         table = initializers.get(self.embedding_init)(key, (self.num_embeddings, self.features), jnp.float32)

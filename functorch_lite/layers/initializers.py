@@ -7,6 +7,7 @@ out_axis=0`` (the torch constructors below do).  Everything is built on
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -109,3 +110,13 @@ def get(init, *, in_axis: int = -2, out_axis: int = -1, fan_in: int | None = Non
                 raise ValueError("initializer 'torch_bias' needs the layer's fan_in")
             return torch_bias_uniform(fan_in)
     raise unknown_option("initializer", init, list(_KERNEL) + list(_PLAIN) + ["torch_bias"])
+
+
+def check_names(layer) -> None:
+    """Refuse, at construction, any ``*_init`` field of the dataclass ``layer`` that is a string
+    naming no initializer (the error lists the valid names)."""
+    valid = set(_KERNEL) | set(_PLAIN) | {"torch_bias"}
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if f.name.endswith("_init") and isinstance(value, str) and value.lower() not in valid:
+            raise unknown_option(f"{type(layer).__name__}: {f.name} initializer", value, valid)

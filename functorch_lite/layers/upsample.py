@@ -82,6 +82,7 @@ class ConvTranspose(Module):
 
     def __post_init__(self):
         check_conv_config("ConvTranspose", self.filters, self.layout, self.groups)
+        initializers.check_names(self)
         freeze_lists(self, ("kernel_size", "strides", "dilation", "output_padding", "padding"))
         if isinstance(self.padding, str):
             raise ConfigError(f"ConvTranspose: padding expected an int, ints or (low, high) pairs "

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import xla
+from ..core.interrupts import InterruptGuard
 from . import layout
 
 __all__ = ["Node", "OPS", "register", "record", "leaf", "flush", "materialize", "Backward",
@@ -400,7 +401,15 @@ def flush(extra=(), update=None, include_cheap=False):
     """Run every pending computation still alive as one compiled call: the pending backward
     (if any), the values of all live lazy tensors (but cheap data selections, unless
     ``include_cheap``) and ``update`` (an optimizer step fused in).
+
+    A Ctrl-C meanwhile waits until every value, gradient and parameter is stored (then raises
+    ``KeyboardInterrupt``): a step is never half applied.
     """
+    with InterruptGuard():
+        _flush(extra, update, include_cheap)
+
+
+def _flush(extra, update, include_cheap):
     b = _PENDING[0]
     _PENDING[0] = None
     STATE.pending = 0

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 
 import jax
 import numpy as np
 
+from ..core.errors import CheckpointError
+from ..datasets.idx import atomic_file
 from . import dtypes as _dt
 from .tensor import Tensor
 
@@ -57,15 +60,20 @@ def _encode(obj, arrays, path):
 
 
 def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
-    """Write ``obj`` (a state dict or a nest of them) to a path or a binary file object."""
+    """Write ``obj`` (a state dict or a nest of them) to a path or a binary file object.  A path
+    is written atomically: on any error (a full disk, Ctrl-C) a previous file stays intact."""
     arrays: dict = {}
     layout = _encode(obj, arrays, "")
     arrays[_LAYOUT] = np.asarray(json.dumps(layout))
     if isinstance(f, (str, os.PathLike)):
-        with open(f, "wb") as fh:
-            np.savez(fh, **arrays)
+        with atomic_file(f) as fh:   # temp file, fsync, rename: a failed save keeps the old file
+            _write_npz(fh, arrays)
     else:
-        np.savez(f, **arrays)
+        _write_npz(f, arrays)
+
+
+def _write_npz(f, arrays):
+    np.savez(f, **arrays)
 
 
 def _decode(node, arrays):
@@ -91,23 +99,40 @@ def _decode(node, arrays):
         return tuple(_decode(v, arrays) for v in node["tuple"])
     if "dtype" in node:
         return _dt.as_torch_dtype(node["dtype"])
-    raise ValueError(f"torch.load: corrupt layout entry {node!r}")
+    raise LoadError(f"torch.load: corrupt layout entry {node!r}")
+
+
+class LoadError(CheckpointError, RuntimeError):
+    """``torch.load`` of a damaged file or one of another format (a RuntimeError for torch code,
+    a CheckpointError for functorch_lite)."""
 
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
-    """Read what :func:`save` wrote (tensors come back as concrete tensors)."""
+    """Read what :func:`save` wrote (tensors come back as concrete tensors).  A truncated or
+    corrupted file, or one of another format, raises :class:`LoadError` naming the file."""
     name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
     try:
+        return _load(f, name)
+    except (LoadError, FileNotFoundError):
+        raise
+    except (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile,
+            zlib.error) as e:
+        raise LoadError(f"torch.load: '{name}' is truncated or corrupt ({type(e).__name__}: {e})"
+                        f"\nHint: save it again; a file cut short by a crash cannot be "
+                        f"recovered") from None
+
+
+def _load(f, name):
+    try:
         data = np.load(f, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise RuntimeError(f"torch.load: '{name}' is not a functorch_lite.torch.save file ({e})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise LoadError(f"torch.load: '{name}' is not a functorch_lite.torch.save file ({e})") from None
     with data:
         if not hasattr(data, "files") or _LAYOUT not in data.files:
-            raise RuntimeError(
+            raise LoadError(
                 f"torch.load: '{name}' is not a functorch_lite.torch.save file (no layout record). "
                 f"Checkpoints written by PyTorch are pickles, which functorch_lite never loads; "
                 f"load them with PyTorch and save the state dict's arrays with numpy.savez")
         arrays = {k: data[k] for k in data.files if k != _LAYOUT}
         layout = json.loads(str(data[_LAYOUT]))
     return _decode(layout, arrays)
-

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core import xla
 from ..core.errors import ConfigError
+from ..core.interrupts import InterruptGuard
 from .state import TrainState
 from .step import make_eval_step, make_predict, make_train_step
 
@@ -142,6 +143,7 @@ class Trainer:
         self.eval_step = make_eval_step(model, loss, metrics=metrics)
         self.stop_training = False
         self.train_state: TrainState | None = None
+        self.interrupt = InterruptGuard()   # fit's guard while it runs: Ctrl-C stops after a step
         self._indexed = None
         self._multi = {}
         self._sharded = {}
@@ -264,6 +266,8 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
 
     for cb in cbs:
         cb.on_train_begin()
+    guard = trainer.interrupt = InterruptGuard(
+        "fit: Ctrl-C received; stopping after the current step" if verbose else None).start()
     try:
         for epoch in range(initial_epoch, epochs):
             for cb in cbs:
@@ -281,14 +285,22 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
                 print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            guard.check()
             if trainer.stop_training:
                 break
     except KeyboardInterrupt:
         history.interrupted = True
         ts = trainer.train_state
-        if verbose:
+        if any(l.is_deleted() for l in jax.tree_util.tree_leaves(ts) if isinstance(l, jax.Array)):
+            print("fit: interrupted twice, inside a step that had consumed (donated) the weights: "
+                  "they are lost; restart from the last checkpoint")
+        elif verbose:
             print(f"fit: interrupted; keeping the weights of the last completed step "
                   f"({int(ts.step)}) and the history so far")
+    finally:
+        guard.stop()
+        history.interrupted |= guard.pending   # a Ctrl-C after the last step: still reported
+        trainer.interrupt = InterruptGuard()
     trainer.train_state = ts
     history.train_state = ts
     history.compiles = trainer.train_step.compiles
@@ -333,6 +345,7 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
                 cb.on_train_batch_end(i, {kk: float(np.asarray(v).ravel()[-1]) for kk, v in logs.items()})
         if bar is not None:
             bar.update(count)
+        trainer.interrupt.check()   # Ctrl-C during this step: stop now that it is complete
 
     try:
         if dev is not None:

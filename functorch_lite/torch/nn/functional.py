@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import functools
 import warnings
+import weakref
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ... import layers as L
+from ...core.errors import DataError
 from .. import random as _random
 from ..graph import leaf, record
 from .._base import _dim, _op, as_node, host_full, wrap
+from .module import ModuleShapeError
 
 __all__ = ["relu", "relu6", "leaky_relu", "gelu", "elu", "selu", "silu", "mish", "softplus",
            "tanh", "sigmoid", "softmax", "log_softmax", "dropout", "linear", "conv1d", "conv2d",
@@ -202,13 +206,13 @@ def _convnd(n, name, input, weight, bias, stride, padding, dilation, groups, lab
     x = tuple(input.shape)
     unbatched = len(x) == n + 1
     if len(x) not in (n + 1, n + 2):
-        raise RuntimeError(f"{label or name}: Expected {n + 1}D (unbatched) or {n + 2}D (batched) "
-                           f"input to {name}, but got input of size: {list(x)}")
+        raise ModuleShapeError(f"{label or name}: Expected {n + 1}D (unbatched) or {n + 2}D "
+                               f"(batched) input to {name}, but got input of size: {list(x)}")
     c = x[0] if unbatched else x[1]
     if c != w[1] * groups:
-        raise RuntimeError(f"{label or name}: Given groups={groups}, weight of size {list(w)}, "
-                           f"expected input{list(x)} to have {w[1] * groups} channels, but got "
-                           f"{c} channels instead")
+        raise ModuleShapeError(f"{label or name}: Given groups={groups}, weight of size "
+                               f"{list(w)}, expected input{list(x)} to have {w[1] * groups} "
+                               f"channels, but got {c} channels instead")
     stride = _tuple(stride, n, "stride")
     core = _conv(w[0], tuple(w[2:]), stride, _conv_padding(padding, n, stride),
                  _tuple(dilation, n, "dilation"), groups, bias is not None)
@@ -422,6 +426,58 @@ def _check_class_target(fn, input, target):
                            f"got {target.dtype}")
 
 
+class TargetOutOfBoundsError(DataError, IndexError):
+    """A class index outside ``[0, C)`` (torch raises IndexError; this is also a DataError)."""
+
+
+def _host_targets(target):
+    """The concrete class indices behind ``target`` and where they come from: the tensor's own
+    value, or for a DataLoader batch (``take_rows`` of a dataset tensor) the whole dataset
+    column; None when they are lazy or traced."""
+    node = target._node
+    if node.op == "take_rows" and node.inputs and node.inputs[0].op is None:
+        node, where = node.inputs[0], "of the dataset's targets"
+    elif node.op is not None:
+        return None, None
+    else:
+        where = "of the target"
+    value = node.value
+    if isinstance(value, jax.core.Tracer) or not isinstance(value, (np.ndarray, jax.Array)):
+        return None, None
+    return value, where
+
+
+_RANGE_CHECKED: dict = {}   # id(dataset column) -> (weakref, classes, ignore_index) checked
+
+
+def _check_target_range(fn, input, target, ignore_index):
+    """torch's ``Target 7 is out of bounds`` on the host: a target tensor's own values, or a
+    DataLoader batch's dataset column once per (column, classes), never a lazy or traced value
+    (that would cost a device sync per step)."""
+    value, where = _host_targets(target)
+    if value is None or value.size == 0:
+        return
+    classes = input.shape[1] if input.ndim > 1 else input.shape[0]
+    key = (classes, ignore_index)
+    if where != "of the target":
+        seen = _RANGE_CHECKED.get(id(value))
+        if seen is not None and seen[0]() is value and seen[1] == key:
+            return
+    host = np.asarray(value)
+    bad = ((host < 0) | (host >= classes)) & (host != ignore_index)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        got = host[idx].item()
+        raise TargetOutOfBoundsError(
+            f"{fn}: Target {got} is out of bounds: expected class indices in [0, {classes}) for "
+            f"input of shape {list(input.shape)}, got {got} at index {idx} {where} "
+            f"({int(bad.sum())} out of range)")
+    if where != "of the target":
+        if len(_RANGE_CHECKED) > 64:
+            _RANGE_CHECKED.clear()
+        _RANGE_CHECKED[id(value)] = (weakref.ref(value), key)
+
+
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,  # noqa: A002
                   reduce=None, reduction="mean", label_smoothing=0.0):
     reduction = _reduction(reduction, size_average, reduce)
@@ -429,6 +485,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if tuple(target.shape) != tuple(input.shape):
         _check_class_target("cross_entropy", input, target)
+        _check_target_range("cross_entropy", input, target, ignore_index)
     elif not target.is_floating_point():
         raise RuntimeError("cross_entropy: class-probability targets must be floating point")
     xs = [input, target] + ([weight] if weight is not None else [])
@@ -440,6 +497,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
              reduction="mean"):
     reduction = _reduction(reduction, size_average, reduce)
     _check_class_target("nll_loss", input, target)
+    _check_target_range("nll_loss", input, target, ignore_index)
     xs = [input, target] + ([weight] if weight is not None else [])
     return _op("nll_loss", *xs, reduction=reduction, ignore_index=int(ignore_index))
 

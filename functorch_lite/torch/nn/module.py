@@ -13,6 +13,7 @@ from typing import Iterator, NamedTuple
 import jax.numpy as jnp
 
 from ...core.errors import ShapeError
+from ...core.interrupts import InterruptGuard
 from .. import dtypes as _dt
 from ..graph import leaf
 from .._base import _to_array, host_full, wrap
@@ -314,12 +315,13 @@ class Module:
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" +
                                "\n\t".join(errors))
-        for m, name, kind, value in staged:
-            if kind == "param":
-                m._parameters[name]._set_value(value)
-            else:
-                m._buffers[name] = wrap(leaf(value))
-            m._after_load(name)
+        with InterruptGuard():   # all or nothing: a Ctrl-C waits until every entry is set
+            for m, name, kind, value in staged:
+                if kind == "param":
+                    m._parameters[name]._set_value(value)
+                else:
+                    m._buffers[name] = wrap(leaf(value))
+                m._after_load(name)
         return IncompatibleKeys(missing, unexpected)
 
     def _after_load(self, name):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.interrupts import InterruptGuard
 from .. import graph
 from ..autograd import enable_grad
 from .._base import host_full, wrap
@@ -180,12 +181,13 @@ class Optimizer:
         config = (groups, group_of)
         args = (states, steps, hps)
 
-        def store(out):
+        def store(out):   # all or nothing: a Ctrl-C waits until every parameter is updated
             new_p, new_s = out
-            for p, v, s in zip(ps, new_p, new_s):
-                p._set_value(v)
-                self._arrays[id(p)] = s
-                self._steps[id(p)] = self._steps.get(id(p), 0) + 1
+            with InterruptGuard():
+                for p, v, s in zip(ps, new_p, new_s):
+                    p._set_value(v)
+                    self._arrays[id(p)] = s
+                    self._steps[id(p)] = self._steps.get(id(p), 0) + 1
 
         b = graph.pending_backward()
         idx = self._fusable(b, ps) if b is not None else None
@@ -205,8 +207,9 @@ class Optimizer:
                 graph.COMPILES.record("optimizer", (key,))
                 return update(values, grads, args)
             fn = _STEP_CACHE[key] = jax.jit(body)
-        store(fn(values, grads, args))
-        graph.COMPILES.runs += 1
+        with InterruptGuard():
+            store(fn(values, grads, args))
+            graph.COMPILES.runs += 1
         return loss
 
     @staticmethod
