@@ -444,6 +444,8 @@ def _host_targets(target):
     value = node.value
     if isinstance(value, jax.core.Tracer) or not isinstance(value, (np.ndarray, jax.Array)):
         return None, None
+    if isinstance(value, jax.Array) and not value.is_fully_addressable:
+        return None, None   # a multi-process global batch: not fetchable here, left unchecked
     return value, where
 
 
