@@ -14,6 +14,7 @@ all-reduce.  See ``functorch_lite/distributed.py`` and ``docs/distributed.md``.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, Iterable, Sequence
@@ -309,6 +310,13 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     return history
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _epoch_batches(arrays, idx, steps, batch_size):
+    """The shuffled epoch as ``(steps, batch, ...)`` arrays: one compiled gather (eager indexing
+    dispatched several ops per array, ~0.2 ms per MLP step of a 100-step epoch)."""
+    return tuple(a[idx].reshape((steps, batch_size) + a.shape[1:]) for a in arrays)
+
+
 def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose, epoch, epochs,
                stop_on_nan, sharded=None):
     run = _RunningLogs(every=1 if stop_on_nan else 25)
@@ -351,8 +359,7 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
         if dev is not None:
             idx = rng.permutation(n) if shuffle else np.arange(n)
             if sharded is None:
-                full = tuple(a[jnp.asarray(idx[: steps * batch_size])].reshape((steps, batch_size) + a.shape[1:])
-                             for a in dev)
+                full = _epoch_batches(dev, idx[: steps * batch_size].astype(np.int32), steps, batch_size)
                 indexed, multi = trainer.indexed_step, trainer.multi_step
             else:
                 full = sharded.dist.epoch_batches(dev, idx, steps, batch_size) if steps else None
@@ -362,11 +369,11 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
                 for cb in cbs if want_batch_cb else ():
                     cb.on_train_batch_begin(i)
                 if k > 1 and i + k <= steps:
-                    ts_new, logs = multi(ts, full, jnp.int32(i), k)
+                    ts_new, logs = multi(ts, full, np.int32(i), k)   # a numpy scalar: no eager op
                     after(i + k - 1, ts_new, logs, batch_size, count=k)
                     i += k
                 else:
-                    ts_new, logs = indexed(ts, full, jnp.int32(i))
+                    ts_new, logs = indexed(ts, full, np.int32(i))
                     after(i, ts_new, logs, batch_size)
                     i += 1
             if rem and not trainer.stop_training:
