@@ -88,6 +88,37 @@ def test_fast_path_gradients_match_torch(torch, rng, kind):
     np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), **TOL)
 
 
+def test_fast_max_pool_routes_ties_to_the_first_maximum_as_torch(torch):
+    """Equal values in a window (constant image regions, zeros after relu): the whole gradient
+    goes to the window's first maximum in row-major order, as torch's max_pool2d routes it."""
+    x = np.zeros((1, 1, 6, 8), np.float32)
+    x[0, 0, :2, :2] = 1.5                        # a 4-way tie
+    x[0, 0, 2, 3] = x[0, 0, 3, 2] = 2.0          # a 2-way tie, second row first column later
+    w = np.arange(1, 13, dtype=np.float32).reshape(1, 1, 3, 4)
+    xt = torch.from_numpy(x).requires_grad_()
+    (torch.nn.functional.max_pool2d(xt, 2) * torch.from_numpy(w)).sum().backward()
+    layer = MaxPool((2, 2), layout="channels_first")
+    g = jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * w))(jnp.asarray(x))
+    np.testing.assert_array_equal(np.asarray(g), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("shape, window", [((2, 9, 3), (2,)), ((2, 6, 7, 2), (2, 3)),
+                                           ((1, 4, 4, 6, 2), (2, 2, 3))])
+def test_fast_max_pool_derivatives_finite_differences(rng, shape, window):
+    """Forward and reverse mode, to second order, against finite differences (1-d to 3-d)."""
+    from jax.test_util import check_grads
+    x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+    check_grads(lambda x: MaxPool(window).apply({}, {}, x)[0], (x,), order=2,
+                modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
+
+
+def test_fast_max_pool_integer_input():
+    x = jnp.arange(2 * 6 * 6, dtype=jnp.int32).reshape(1, 6, 6, 2) % 7 - 3
+    y = max_pool(x, 2)
+    assert y.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(x).reshape(1, 3, 2, 3, 2, 2).max(axis=(2, 4)))
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_fast_path_equals_reduce_window_path(rng, kind):
     """padding=0 forces lax.reduce_window; both paths agree in value and gradient."""
