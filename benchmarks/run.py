@@ -1,6 +1,7 @@
 """The benchmark suite: one command, one report.
 
     python -m benchmarks.run [--models mlp cnn] [--epochs 3] [--only NAME ...] [--limit N]
+                             [--skip MODEL:NAME ...]
 
 Runs each contender (benchmarks/contenders.py) in its own process, one after another, on the
 bundled MNIST, then the per-example-gradient comparison and a matmul peak probe, and writes
@@ -79,13 +80,18 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all 60000)")
     ap.add_argument("--only", nargs="+", default=None)
     ap.add_argument("--timeout", type=int, default=1200)
+    ap.add_argument("--skip", nargs="+", default=[], metavar="MODEL:NAME",
+                    help="contenders not to run, e.g. cnn:raw_jax_scan (9 minutes on 2 cores)")
     args = ap.parse_args(argv)
     peak = matmul_gflops()
     print(f"matmul peak: {peak:.0f} GFLOP/s", flush=True)
     results = []
     for model in args.models:
         for name in args.only or ORDER:
-            r = run_one(name, model, args.epochs, args.limit, args.timeout)
+            if f"{model}:{name}" in args.skip:
+                r = {"name": name, "model": model, "skipped": "--skip"}
+            else:
+                r = run_one(name, model, args.epochs, args.limit, args.timeout)
             print(json.dumps(r), flush=True)
             results.append(r)
     rows = []

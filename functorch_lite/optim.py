@@ -69,11 +69,13 @@ def get(name_or_tx, learning_rate=None, **kwargs):
                           f"{valid}")
     if learning_rate is None:
         learning_rate = DEFAULT_LEARNING_RATES[name]
-    elif not callable(learning_rate) and not (   # 0 is allowed (frozen), as in Keras and torch
+    elif not callable(learning_rate) and not (   # the adapters accept 0, as Keras and torch do
             isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
-            and 0 <= learning_rate < float("inf")):
-        raise ConfigError(f"optimizer {name!r}: learning_rate expected a finite number >= 0 or a "
-                          f"schedule (step -> rate), got {learning_rate!r}")
+            and 0 < learning_rate < float("inf")):
+        raise ConfigError(f"optimizer {name!r}: learning_rate expected a finite number > 0 or a "
+                          f"schedule (step -> rate), got {learning_rate!r}"
+                          + ("\nHint: to keep parameters fixed, pass optax.set_to_zero()"
+                             if learning_rate == 0 else ""))
     static = [k for k in _STATIC_CALLABLES if k in kwargs]
     return optax.inject_hyperparams(factory, static_args=static)(
         learning_rate=learning_rate, **kwargs)
