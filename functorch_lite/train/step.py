@@ -119,9 +119,15 @@ def make_train_step(model, loss, optimizer, *, metrics=("accuracy",), jit: bool 
             logs[name] = _weighted_mean(fn(pred, y, reduction="none"), w)
         return TrainState(params, new_state, opt_state, ts.step + 1, ts.rng), logs
 
+    if not jit:
+        return _Step(train_step, counter, tx, train_step, xla.uses_convolution(model))
+    return _compiled(model, train_step, counter, tx, donate_argnums=0 if donate else ())
+
+
+def _compiled(model, body, counter, tx, **jit_kwargs):
+    """``body`` jitted with the compiler options chosen for ``model`` (core/xla.py)."""
     conv = xla.uses_convolution(model)
-    fn = xla.jit(train_step, convolutions=conv, donate_argnums=0 if donate else ()) if jit else train_step
-    return _Step(fn, counter, tx, train_step, conv)
+    return _Step(xla.jit(body, convolutions=conv, **jit_kwargs), counter, tx, body, conv)
 
 
 class _Step:
@@ -155,8 +161,7 @@ def make_eval_step(model, loss, *, metrics=("accuracy",)):
             sums[name] = jnp.sum(_per_example(fn(pred, y, reduction="none")) * w)
         return sums
 
-    conv = xla.uses_convolution(model)
-    return _Step(xla.jit(eval_step, convolutions=conv), counter, None, eval_step, conv)
+    return _compiled(model, eval_step, counter, None)
 
 
 def make_predict(model):
@@ -167,5 +172,4 @@ def make_predict(model):
         counter.record(x)
         return model.apply(params, state, x, train=False)[0]
 
-    conv = xla.uses_convolution(model)
-    return _Step(xla.jit(predict, convolutions=conv), counter, None, predict, conv)
+    return _compiled(model, predict, counter, None)
