@@ -2,10 +2,11 @@
 
 On XLA:CPU the installed jaxlib can hand dots and convolutions to its YNNPACK library
 (``xla_cpu_experimental_ynn_fusion_type``).  Measured on the 2-core CI machine (jaxlib 0.10.2,
-batch 128, see ``benchmarks/conv_lowering.py``): the MNIST CNN's whole Adam train step runs
-72 ms -> 35 ms (the 3x3 conv with 32 -> 64 channels: forward 6.4 -> 3.5 ms, kernel gradient
-27 -> 6.4 ms, input gradient 6.8 -> 3.9 ms), while the dense-only MLP step runs 2.5 -> 2.9 ms
-(XLA's own Eigen matmul is faster there).  So the option is given only to computations that
+batch 128, ``benchmarks/results/conv_lowering.md``): the MNIST CNN's whole Adam train step runs
+69.7 ms -> 34.4 ms (the 3x3 conv with 32 -> 64 channels: forward 6.0 -> 3.2 ms, kernel gradient
+26.4 -> 6.0 ms, input gradient 6.3 -> 3.6 ms; the one-channel conv1's forward 0.9 -> 2.2 ms is
+the one part that loses), while the dense-only MLP step runs 2.5 -> 2.9 ms (XLA's own Eigen
+matmul is faster there).  So the option is given only to computations that
 contain a convolution, and only on the CPU backend; GPU/TPU keep ``lax.conv`` as XLA lowers it.
 ``REDUCE`` stays in the list (it is in XLA's default): without it the bias gradients fall onto a
 slow ``reduce-window`` rewrite.
