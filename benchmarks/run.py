@@ -80,6 +80,7 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all 60000)")
     ap.add_argument("--only", nargs="+", default=None)
     ap.add_argument("--timeout", type=int, default=1200)
+    ap.add_argument("--report", default="suite", help="results/<report>.md and .json")
     ap.add_argument("--skip", nargs="+", default=[], metavar="MODEL:NAME",
                     help="contenders not to run, e.g. cnn:raw_jax_scan (9 minutes on 2 cores)")
     args = ap.parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv=None):
                         timeout=args.timeout)
     per_example = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
     print("per-example gradients (CNN, batch 128):", per_example)
-    write_report("suite", rows, {"matmul_gflops": peak, "per_example": per_example, "raw": results,
+    write_report(args.report, rows, {"matmul_gflops": peak, "per_example": per_example, "raw": results,
                                  "args": vars(args),
                                  "flops_per_sample": {m: model_flops_per_sample(m) for m in args.models}})
 
