@@ -1,9 +1,11 @@
 """``fit``: the training loop over the jitted step, with History, callbacks and a progress bar.
 
-Arrays are moved to the device once; each epoch draws one permutation (seeded numpy), gathers the
-shuffled epoch on the device in one op, and every step slices its batch inside the compiled
-step, so a step costs one dispatch.  A last partial batch runs through the plain step (one extra
-compile in total, not one per epoch).  ``steps_per_execution=K`` runs K steps per compiled call
+Each epoch draws one permutation (seeded numpy).  On XLA:CPU, numpy arrays stay on the host and
+each step's batch is gathered there and fed to the plain compiled step (``_host_batches``);
+elsewhere (or for jax arrays) the arrays are moved to the device once, the shuffled epoch is
+gathered there in one compiled call, and every step slices its batch inside the compiled step.
+Either way a step costs one dispatch.  A last partial batch runs through the plain step (one
+extra compile in total, not one per epoch).  ``steps_per_execution=K`` runs K steps per compiled call
 with ``lax.scan`` (measure first: it is slower for CPU convolutions).
 
 ``distribution=`` (a ``functorch_lite.distributed.DataParallel``, a Mesh, a device count or a
@@ -260,6 +262,8 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     rng = np.random.default_rng(seed)
     if arrays is None:
         dev = None
+    elif sharded is None and steps_per_execution == 1 and _host_batches(arrays):
+        dev = arrays   # XLA:CPU: numpy batches straight into the step (see _host_batches)
     elif sharded is None:
         dev = tuple(jax.device_put(a) for a in arrays)
     else:   # the epoch is gathered on the host, each device receives only its slices
@@ -310,6 +314,16 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     return history
 
 
+def _host_batches(arrays) -> bool:
+    """Whether fit feeds numpy batches, gathered per step on the host, to the plain step, instead
+    of slicing a device-resident epoch inside the compiled step.  On XLA:CPU (host memory is
+    device memory, and the step runs synchronously in the dispatching call) that measured
+    2.86 -> 2.69 ms per MNIST MLP step alone, the CNN's the same (36.1 vs 35.9 ms); elsewhere the
+    device-resident epoch saves a host-to-device copy per step.  In fit, same process, 25,600
+    examples: MLP 3.27 -> 2.82 ms per step (median), CNN 36.4 vs 36.7 ms."""
+    return jax.default_backend() == "cpu" and all(isinstance(a, np.ndarray) for a in arrays)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _epoch_batches(arrays, idx, steps, batch_size):
     """The shuffled epoch as ``(steps, batch, ...)`` arrays: one compiled gather (eager indexing
@@ -358,7 +372,13 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
     try:
         if dev is not None:
             idx = rng.permutation(n) if shuffle else np.arange(n)
-            if sharded is None:
+            if sharded is None and isinstance(dev[0], np.ndarray):   # host batches (_host_batches)
+                full, multi = None, None
+
+                def indexed(ts, _, i):
+                    rows = idx[int(i) * batch_size:(int(i) + 1) * batch_size]
+                    return trainer.train_step(ts, tuple(a[rows] for a in dev))
+            elif sharded is None:
                 full = _epoch_batches(dev, idx[: steps * batch_size].astype(np.int32), steps, batch_size)
                 indexed, multi = trainer.indexed_step, trainer.multi_step
             else:
@@ -378,7 +398,9 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
                     i += 1
             if rem and not trainer.stop_training:
                 if sharded is None:
-                    tail = tuple(a[jnp.asarray(idx[steps * batch_size:])] for a in dev)
+                    rows = idx[steps * batch_size:]
+                    tail = tuple(a[rows] if isinstance(a, np.ndarray) else a[jnp.asarray(rows)]
+                                 for a in dev)
                     ts_new, logs = trainer.train_step(ts, tail)
                 else:   # padded with zero-weight rows to a multiple of the shard count
                     tail, _ = sharded.dist.global_batch(tuple(a[idx[steps * batch_size:]] for a in dev))
