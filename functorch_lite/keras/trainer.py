@@ -22,6 +22,7 @@ import optax
 from ..core.errors import ConfigError, ShapeError
 from ..train import Trainer, TrainState
 from ..train import evaluate as _evaluate
+from ..train.fit import _host_batches
 from ..train import fit as _fit
 from . import losses as _losses
 from . import metrics as _metrics
@@ -48,17 +49,18 @@ def _batch_size(b, what):
 
 
 class _EpochBatches:
-    """The training arrays as an iterable of device-resident batches, re-shuffled per epoch.
+    """The training arrays as an iterable of batches, re-shuffled per epoch.
 
-    Each epoch gathers the permuted examples on the device in one op; each step then takes
-    its batch out with one small compiled slice and runs the plain train step on it.  (XLA's
-    CPU backend runs a step several times slower when the batch is a dynamic slice of the
-    whole epoch *inside* the step: measured 2-4x on the MNIST MLP.)  The last partial batch
-    has its own shape: one more compilation of the step, once.
+    On XLA:CPU numpy arrays stay on the host and each batch is gathered there (the functional
+    fit's ``_host_batches``: the plain step takes numpy batches fastest there).  Elsewhere each
+    epoch gathers the permuted examples on the device in one op and each step takes its batch
+    out with one small compiled slice.  The last partial batch has its own shape: one more
+    compilation of the step, once.
     """
 
     def __init__(self, arrays, batch_size, shuffle, seed):
-        self.arrays = tuple(jax.device_put(a) for a in arrays)
+        self.host = _host_batches(arrays)
+        self.arrays = tuple(arrays) if self.host else tuple(jax.device_put(a) for a in arrays)
         self.n = int(self.arrays[0].shape[0])
         self.batch_size, self.shuffle = batch_size, shuffle
         self.rng = np.random.default_rng(seed)
@@ -81,6 +83,14 @@ class _EpochBatches:
         # A new permutation only after a complete pass: fit's look at the first batch (its
         # target check) shares the first epoch's, so the shuffles are those of the functional
         # fit with the same seed (and of fit under a keras.distribution).
+        if self.host:
+            if self._epoch is None:
+                self._epoch = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            idx, b = self._epoch, self.batch_size
+            for s in range(0, self.n, b):
+                yield tuple(a[idx[s:s + b]] for a in self.arrays)
+            self._epoch = None
+            return
         if self._epoch is None:
             idx = jnp.asarray(self.rng.permutation(self.n)) if self.shuffle else None
             self._epoch = self._gather(self.arrays, idx)

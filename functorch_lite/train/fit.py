@@ -412,8 +412,9 @@ def _run_epoch(trainer, ts, dev, data, rng, batch_size, shuffle, k, cbs, verbose
                     break
                 for cb in cbs if want_batch_cb else ():
                     cb.on_train_batch_begin(i)
-                if sharded is None:
-                    batch = tuple(jnp.asarray(b) for b in batch)
+                if sharded is None:   # numpy and jax arrays go into the step as they are
+                    batch = tuple(b if isinstance(b, (np.ndarray, jax.Array)) else jnp.asarray(b)
+                                  for b in batch)
                     ts_new, logs = trainer.train_step(ts, batch)
                     after(i, ts_new, logs, int(batch[0].shape[0]))
                 else:   # a process-local part of the global batch
