@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from .core.errors import ConfigError, TreeMismatchError, unknown_option
 from .core.module import as_spec
+from .layers import per_example as _per_example
 
 __all__ = ["grad", "value_and_grad", "grad_and_value", "vmap", "jit", "jacrev", "jacfwd",
            "hessian", "jvp", "vjp", "hvp", "functional_call", "per_example_grads",
@@ -382,7 +383,8 @@ def per_example_grads(loss_fn: Callable, params, *batch, argnums=0, has_aux: boo
 
     Every example keeps a batch axis of size 1 (layers take batched input). Every leaf of the
     result has a leading batch axis; ``(grads, aux)`` with ``has_aux``. ``argnums`` counts
-    ``params`` as 0 and the batch arrays from 1.
+    ``params`` as 0 and the batch arrays from 1. While the loss is traced, Dense and Conv use
+    weight-gradient rules with the same values that XLA batches well (``layers/per_example.py``).
     """
     call = _describe("per_example_grads", loss_fn, **_options(argnums=argnums, has_aux=has_aux))
     _check_argnums(call, argnums)
@@ -393,7 +395,16 @@ def per_example_grads(loss_fn: Callable, params, *batch, argnums=0, has_aux: boo
     def single(p, *example):
         return loss_fn(p, *jax.tree.map(lambda e: e[None], example))
     in_axes = (None,) + (0,) * len(batch)
-    return _guard(call, jax.vmap(jax.grad(single, argnums, has_aux), in_axes))(params, *batch)
+    per_example_fn = _guard(call, jax.vmap(jax.grad(single, argnums, has_aux), in_axes))
+    # Dense and Conv write their weight gradients with rules XLA batches well (layers/per_example.py)
+    try:
+        with _per_example.rules():
+            return per_example_fn(params, *batch)
+    except TypeError as e:
+        if "custom_vjp" not in str(e):
+            raise
+    # the loss differentiates the layers forward (jvp/jacfwd), which a custom VJP cannot do
+    return per_example_fn(params, *batch)
 
 
 def stack_params(trees: Sequence) -> Any:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from ..core.errors import ConfigError, ShapeError, format_error
 from ..core.module import Module, as_spec
-from . import initializers
+from . import initializers, per_example
 
 __all__ = ["Conv", "Conv1D", "Conv2D", "conv_dimension_numbers", "normalize_padding", "to_tuple"]
 
@@ -157,13 +157,13 @@ class Conv(Module):
                 "Conv", f"input channels {cin} != kernel in-channels {kin} x groups {self.groups} "
                         f"(input {tuple(x.shape)}, {self._kname} {tuple(w.shape)})",
                 hint="channels_last layers expect (N, H, W, C); channels_first (N, C, H, W)"))
-        y = jax.lax.conv_general_dilated(
+        y = per_example.conv(
             x, w,
-            window_strides=to_tuple(self.strides, n, "strides"),
+            strides=to_tuple(self.strides, n, "strides"),
             padding=normalize_padding(self.padding, n),
-            rhs_dilation=to_tuple(self.dilation, n, "dilation"),
+            dilation=to_tuple(self.dilation, n, "dilation"),
             dimension_numbers=conv_dimension_numbers(n, self.layout),
-            feature_group_count=self.groups)
+            groups=self.groups, channels_last=self.layout == "channels_last")
         if self.use_bias:
             b = params["bias"]
             y = y + (b if self.layout == "channels_last" else b.reshape((-1,) + (1,) * n))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ..core.errors import ConfigError, ShapeError, format_error
 from ..core.module import Module, as_spec
-from . import initializers
+from . import initializers, per_example
 
 __all__ = ["Dense"]
 
@@ -64,10 +64,7 @@ class Dense(Module):
                          f"{fan_in} (input {tuple(x.shape)}, {self._kname} {tuple(w.shape)})",
                 hint="flatten the input first (Flatten()) or build the model for this input shape"
                 if x.ndim > 2 else None))
-        if self.kernel_layout == "io":
-            y = jnp.dot(x, w)
-        else:
-            y = jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))
+        y = per_example.dense(x, w, io=self.kernel_layout == "io")
         if self.use_bias:
             y = y + params["bias"]
         return y, state
