@@ -140,7 +140,7 @@ def _conv_fwd(x, w, cfg, channels_last):
 
 def _conv_bwd(cfg, channels_last, res, g):
     x, w = res
-    gx = jax.vjp(lambda x_: _lax_conv(x_, w, cfg), x)[1](g)[0]
+    gx, = jax.linear_transpose(lambda x_: _lax_conv(x_, w, cfg), x)(g)   # no forward rerun
     window = w.shape[:-2] if channels_last else w.shape[2:]
     gw = _kernel_grad(x, g, window, cfg, channels_last)
     return gx, gw.astype(w.dtype)
@@ -154,19 +154,17 @@ def conv(x, w, *, strides, padding, dilation, dimension_numbers, groups, channel
 
     ``padding``: 'SAME', 'VALID' or (low, high) pairs, as the Conv layer normalises it.
     """
-    if not active() or groups != 1 or not _floating(x, w):
-        return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
-                                        dimension_numbers=dimension_numbers,
-                                        feature_group_count=groups)
-    n = len(strides)
-    window = w.shape[:n] if channels_last else w.shape[2:]
-    if isinstance(padding, str):
-        spatial = x.shape[1:1 + n] if channels_last else x.shape[2:]
-        dilated = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
-        padding = lax.padtype_to_pads(spatial, dilated, strides, padding)
-    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if any(lo < 0 or hi < 0 for lo, hi in pads) or math.prod(window) == 0:
-        return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
-                                        dimension_numbers=dimension_numbers)
-    cfg = (tuple(strides), pads, tuple(dilation), tuple(dimension_numbers))
-    return _conv(x, w, cfg, channels_last)
+    if active() and groups == 1 and _floating(x, w):
+        n = len(strides)
+        window = w.shape[:n] if channels_last else w.shape[2:]
+        pads = padding
+        if isinstance(pads, str):
+            spatial = x.shape[1:1 + n] if channels_last else x.shape[2:]
+            dilated = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+            pads = lax.padtype_to_pads(spatial, dilated, strides, pads)
+        pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+        if all(lo >= 0 and hi >= 0 for lo, hi in pads) and math.prod(window):
+            cfg = (tuple(strides), pads, tuple(dilation), tuple(dimension_numbers))
+            return _conv(x, w, cfg, channels_last)
+    return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
+                                    dimension_numbers=dimension_numbers, feature_group_count=groups)
