@@ -244,6 +244,9 @@ CASES = [
                 r"for input of shape \[2, 3\], got 7 at index \(1,\) of the target"),
     ("torch: a DataLoader's targets out of range", lambda t: _t_loader_loss([0, 1, 2, 1, 0, 3]),
      IndexError, r"Target 3 is out of bounds: .* got 3 at index \(5,\) of the dataset's targets"),
+    ("torch: indexed targets out of range", lambda t: F.cross_entropy(
+        torch.randn(2, 3), torch.tensor([0, 1, 2, 5])[torch.tensor([3, 0])]),
+     IndexError, r"Target 5 is out of bounds: .* got 5 at index \(3,\) of the indexed target tensor"),
     # ---- configuration
     ("core: unknown optimizer", lambda t: _fit(optimizer="adamm"),
      ConfigError, r"optimizer: unknown value 'adamm'; expected one of \['adabelief', .*'sgd'"),

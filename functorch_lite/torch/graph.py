@@ -78,7 +78,7 @@ class Node:
     ``aval`` is ``(shape, dtype)`` or, for multi-output ops, a tuple of them (``multi``).
     """
     __slots__ = ("op", "attrs", "inputs", "aval", "value", "requires_grad", "owner", "freed",
-                 "seq", "cheap", "multi", "backward", "__weakref__")
+                 "seq", "cheap", "multi", "backward", "source", "__weakref__")
 
     def __init__(self, op, attrs, inputs, aval, value, requires_grad=False, multi=False):
         self.op = op
@@ -93,6 +93,7 @@ class Node:
         self.cheap = False
         self.multi = multi
         self.backward = None   # the pending Backward of a lazy gradient
+        self.source = None     # a concrete leaf this one's value is rows of (``column[idx]``)
 
     def __repr__(self):
         state = "leaf" if self.op is None else self.op
@@ -268,7 +269,7 @@ def _explain(prev, key) -> str:
             return f"node {i} changed: {_describe_entry(a)} -> {_describe_entry(b)}"
     if len(pe) != len(ke):
         return f"graph size changed: {len(pe)} -> {len(ke)} nodes"
-    for name, a, b in zip(("roots", "loss", "seed", "accumulate", "update"), prev[1:], key[1:]):
+    for name, a, b in zip(("roots", "backward", "update"), prev[1:], key[1:]):
         if a != b:
             return f"{name} changed: {a!r} -> {b!r}"[:300]
     return "same key (JAX retraced: argument types or weak types changed)"

@@ -311,7 +311,10 @@ class TensorOps:
             return _from(np.asarray(self._value())[_np_index(idx)])
         if kind == "basic":
             return _op("getitem", self, index=spec)
-        return wrap(record("index", [self._node] + [t._node for t in tensors], (("spec", spec),)))
+        out = record("index", [self._node] + [t._node for t in tensors], (("spec", spec),))
+        if spec == ("T",) and out.op is None and self._node.op is None:
+            out.source = self._node   # rows of a concrete tensor: cross_entropy checks it once
+        return wrap(out)
 
     def __setitem__(self, idx, value):
         spec, tensors, kind = _index_spec(idx)

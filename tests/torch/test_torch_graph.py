@@ -260,3 +260,16 @@ def test_chains_of_cheap_view_ops_are_cut_too(monkeypatch):
         n, depth = n.inputs[0], depth + 1
     assert depth <= 62
     assert x.shape == (8, 4) and x.sum().item() == pytest.approx(_dataset(8).tensors[0].sum().item())
+
+
+def test_cross_entropy_checks_indexed_targets_through_their_source_once():
+    # the familiar loop's ``target = targets[idx]``: reading each batch would wait for the
+    # previous (queued) training step; the whole targets tensor is checked once instead
+    model = _mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    xs, ys = _dataset(64).tensors
+    F._RANGE_CHECKED.clear()
+    for i in range(2):
+        idx = torch.tensor(np.arange(i * 16, (i + 1) * 16))
+        _train_step(model, opt, xs[idx], ys[idx])
+    assert list(F._RANGE_CHECKED) == [id(ys._node.value)]

@@ -432,11 +432,15 @@ class TargetOutOfBoundsError(DataError, IndexError):
 
 def _host_targets(target):
     """The concrete class indices behind ``target`` and where they come from: the tensor's own
-    value, or for a DataLoader batch (``take_rows`` of a dataset tensor) the whole dataset
-    column; None when they are lazy or traced."""
+    value, or for a batch of rows of a concrete tensor (a DataLoader's ``take_rows`` of a
+    dataset tensor, or ``targets[idx]``) that whole tensor, checked once: reading the batch
+    itself would wait for every computation queued before it (the previous training step) on
+    each step; None when they are lazy or traced."""
     node = target._node
     if node.op == "take_rows" and node.inputs and node.inputs[0].op is None:
         node, where = node.inputs[0], "of the dataset's targets"
+    elif node.op is None and node.source is not None:
+        node, where = node.source, "of the indexed target tensor"
     elif node.op is not None:
         return None, None
     else:
@@ -453,9 +457,10 @@ _RANGE_CHECKED: dict = {}   # id(dataset column) -> (weakref, classes, ignore_in
 
 
 def _check_target_range(fn, input, target, ignore_index):
-    """torch's ``Target 7 is out of bounds`` on the host: a target tensor's own values, or a
-    DataLoader batch's dataset column once per (column, classes), never a lazy or traced value
-    (that would cost a device sync per step)."""
+    """torch's ``Target 7 is out of bounds`` on the host: a target tensor's own values, or the
+    tensor a batch's rows come from (a DataLoader's dataset column, ``targets[idx]``'s
+    ``targets``) once per (tensor, classes), never a lazy or traced value (that would cost a
+    device sync per step)."""
     value, where = _host_targets(target)
     if value is None or value.size == 0:
         return
