@@ -14,6 +14,7 @@ computation.  Recording is cheap: a node stores references, its shape comes from
 from __future__ import annotations
 
 import itertools
+import sys
 import weakref
 from typing import Callable
 
@@ -389,6 +390,8 @@ def materialize(node: Node):
         flush(extra=(node,))
         if node.value is None:
             raise RuntimeError(f"internal: {node!r} was not materialised by the flush")
+    if _FRESH:
+        _FRESH.pop(id(node.value), None)   # handed out: something may now share its buffer
     return node.value
 
 
@@ -449,8 +452,16 @@ def _flush(extra, update, include_cheap):
     diff_vals = [n.value for n, k in zip(tr.leaves, tr.kinds) if k == "d"]
     const_vals = [n.value for n, k in zip(tr.leaves, tr.kinds) if k != "d"]
     old = [o for o in b.old if o is not None] if b is not None else []
-    uargs = update.args if update is not None else None
-    outs, loss_value, grads, uout = fn(diff_vals, const_vals, old, uargs)
+    if update is not None:
+        replaced = set(update.idx)
+        don = [diff_vals[i] for i in update.idx]
+        keep = [v for i, v in enumerate(diff_vals) if i not in replaced]
+        del diff_vals   # before _owned counts the references
+        don, ustate = _owned(don, update.state)
+        uout, outs, loss_value, grads = fn(don, keep, const_vals, old, ustate, update.args)
+        _mark_fresh(uout)
+    else:
+        uout, outs, loss_value, grads = fn([], diff_vals, const_vals, old, None, None)
     COMPILES.runs += 1
     for n, v in zip(roots, outs):
         n.value = v
@@ -478,9 +489,52 @@ def _flush(extra, update, include_cheap):
         update.store(uout)
 
 
+#: id -> weakref of the arrays a fused step produced (new params and optimizer state) that
+#: nothing has been handed since: no other array can share their buffers
+_FRESH: dict = {}
+
+
+def _mark_fresh(uout):
+    new_p, new_s = uout
+    for a in itertools.chain(new_p, *(s.values() for s in new_s)):
+        if isinstance(a, jax.Array):
+            k = id(a)
+            _FRESH[k] = weakref.ref(a, lambda _, k=k: _FRESH.pop(k, None))
+
+
+def _consumable(a, limit) -> bool:
+    """``a`` may be donated as it is: a fresh step output (no other array object can share its
+    buffer, as a resharded copy or a view would) that no tensor but its owner holds (``limit``:
+    the references of the owner and of the caller's frame; this frame adds two)."""
+    r = _FRESH.get(id(a))
+    return r is not None and r() is a and sys.getrefcount(a) <= limit + 2
+
+
+def _owned(params, state):
+    """The params the update replaces and the optimizer's state, for the compiled step to
+    consume (donate: it writes their new values into the same buffers, sparing the allocation
+    and page faults of fresh ones, as ``fit``'s donated step does).  An array that is not a
+    fresh step output held only by its owner goes as a copy, so that whatever else holds it (a
+    ``detach()``, ``state_dict()`` values, exported optimizer state, a deep copy of the model,
+    a replica) stays readable."""
+    own_p = []
+    for i in range(len(params)):
+        a = params[i]   # held by: its leaf node, ``params``, ``a`` (+ getrefcount's argument)
+        own_p.append(a if _consumable(a, 3) else jnp.array(a, copy=True))
+    own_s = []
+    for s in state:
+        own = {}
+        for k in s:
+            v = s[k]    # held by: the optimizer's dict, ``v`` (+ getrefcount's argument)
+            own[k] = v if _consumable(v, 2) else jnp.array(v, copy=True)
+        own_s.append(own)
+    return own_p, own_s
+
+
 def _compile(key, diff_is, const_is, update):
     entries, root_idx, bkey, ukey = key
     update_fn = update.fn if update is not None else None
+    replaced = tuple(update.idx) if update is not None else ()
     kind = ("step" if update is not None else "backward") if bkey is not None else "forward"
 
     def run_graph(diff_vals, const_vals):
@@ -494,11 +548,20 @@ def _compile(key, diff_is, const_is, update):
                 env[i] = layout.run(e[0], OPS[e[0]], dict(e[1]), [env[j] for j in e[2]])
         return env
 
-    def body(diff_vals, const_vals, old, uargs):
+    def merge(don, keep):
+        """The differentiated leaves in graph order, the replaced params at ``replaced``."""
+        at = dict(zip(replaced, don))
+        rest = iter(keep)
+        return [at[i] if i in at else next(rest) for i in range(len(don) + len(keep))]
+
+    def body(don, keep, const_vals, old, ustate, uargs):
+        # the update's outputs come first: JAX pairs each donated input with the first output
+        # of its shape, so every param and state buffer is reused for its own new value
         COMPILES.record(kind, key)
+        diff_vals = merge(don, keep)
         if bkey is None:
             env = run_graph(diff_vals, const_vals)
-            return [layout.logical(env[i]) for i in root_idx], None, [], None
+            return None, [layout.logical(env[i]) for i in root_idx], None, []
         loss_i, seed_i, acc = bkey
 
         def objective(dv):
@@ -513,8 +576,9 @@ def _compile(key, diff_is, const_is, update):
         (value, outs), grads = jax.value_and_grad(objective, has_aux=True)(list(diff_vals))
         olds = iter(old)
         grads = [g + next(olds) if a else g for g, a in zip(grads, acc)]
-        uout = update_fn(diff_vals, grads, uargs) if update_fn is not None else None
-        return outs, value, grads, uout
+        uout = update_fn(diff_vals, grads, ustate, uargs) if update_fn is not None else None
+        return uout, outs, value, grads
 
     modules = [dict(e[1]).get("module") for e in entries if e[0] == "core_apply"]
-    return xla.jit(body, convolutions=xla.uses_convolution(modules))
+    return xla.jit(body, convolutions=xla.uses_convolution(modules),
+                   **({"donate_argnums": (0, 4)} if update is not None else {}))

@@ -273,3 +273,62 @@ def test_cross_entropy_checks_indexed_targets_through_their_source_once():
         idx = torch.tensor(np.arange(i * 16, (i + 1) * 16))
         _train_step(model, opt, xs[idx], ys[idx])
     assert list(F._RANGE_CHECKED) == [id(ys._node.value)]
+
+
+def _adam_steps(model, opt, n, x, y, hold=None):
+    for _ in range(n):
+        if hold is not None:
+            hold.append((model[0].weight.detach(), opt.state_dict()))
+        _train_step(model, opt, x, y)
+
+
+def test_the_fused_step_consumes_its_own_buffers_and_copies_what_anything_else_holds(monkeypatch):
+    x, y = _dataset(32).tensors
+    model = _mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    consumed = []
+    owned = graph._owned
+
+    def spy(params, state):
+        p2, s2 = owned(params, state)
+        consumed.append(all(a is b for a, b in zip(params, p2)) and
+                        all(s[k] is t[k] for s, t in zip(state, s2) for k in s))
+        return p2, s2
+    monkeypatch.setattr(graph, "_owned", spy)
+    _adam_steps(model, opt, 3, x, y)
+    # the initial weights are the user's (copied); then the step's own outputs, held by
+    # nothing else, are donated as they are
+    assert consumed == [False, True, True]
+
+    # whatever a user keeps (a detached weight, an optimizer state_dict, a numpy view) stays
+    # readable and correct, nothing recompiles, and the numbers equal an unaliased twin's
+    twin = copy_weights(model, _mlp())
+    twin_opt = optim.Adam(twin.parameters(), lr=1e-2)
+    twin_opt.load_state_dict(opt.state_dict())
+    log = torch.compile_log()
+    log.reset()
+    held, views = [], []
+    _adam_steps(model, opt, 3, x, y, hold=held)
+    views.append((model[2].bias.detach().numpy(), model[2].bias.detach().numpy().copy()))
+    _adam_steps(model, opt, 1, x, y)
+    _adam_steps(twin, twin_opt, 4, x, y)
+    assert consumed[3:6] == [False] * 3 and log.by_kind == {}, log.reasons
+    for (w, sd), (w_next, _) in zip(held, held[1:]):
+        assert np.isfinite(sd["state"][0]["exp_avg"].numpy()).all()
+        assert not np.array_equal(w.numpy(), w_next.numpy())   # each a different step's value
+    np.testing.assert_array_equal(*views[0])
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_a_deep_copied_or_replicated_model_keeps_its_weights_while_the_original_trains():
+    import copy
+    x, y = _dataset(32).tensors
+    model = _mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    _adam_steps(model, opt, 2, x, y)
+    snapshot = copy.deepcopy(model)               # shares the arrays of the trained weights
+    expected = [p.detach().numpy().copy() for p in snapshot.parameters()]
+    _adam_steps(model, opt, 2, x, y)
+    for p, e in zip(snapshot.parameters(), expected):
+        np.testing.assert_array_equal(p.detach().numpy(), e)

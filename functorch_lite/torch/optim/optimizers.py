@@ -28,10 +28,12 @@ _STEP_CACHE: dict = {}
 
 
 class _Update:
-    """The optimizer step as a piece of a flush: ``fn(diff_vals, grads, args)``."""
+    """The optimizer step as a piece of a flush: ``fn(diff_vals, grads, state, args)`` returns
+    ``(new_params, new_state)``.  ``idx``: the positions, among the backward's differentiated
+    leaves, of the params it replaces (the flush donates their buffers and ``state``'s)."""
 
-    def __init__(self, key, fn, args, store):
-        self.key, self.fn, self.args, self.store = key, fn, args, store
+    def __init__(self, key, fn, state, args, store, idx):
+        self.key, self.fn, self.state, self.args, self.store, self.idx = key, fn, state, args, store, idx
 
 
 def _make_update(config, idx):
@@ -39,8 +41,8 @@ def _make_update(config, idx):
     given params when ``idx`` is None)."""
     groups, group_of = config
 
-    def update(values, grads, args):
-        states, steps, hps = args
+    def update(values, grads, states, args):
+        steps, hps = args
         if idx is not None:
             values = [values[i] for i in idx]
             grads = [grads[i] for i in idx]
@@ -179,7 +181,7 @@ class Optimizer:
             return loss
         states, steps = self._state_args(ps, group_of, groups, hps)
         config = (groups, group_of)
-        args = (states, steps, hps)
+        args = (steps, hps)
 
         def store(out):   # all or nothing: a Ctrl-C waits until every parameter is updated
             new_p, new_s = out
@@ -193,7 +195,7 @@ class Optimizer:
         idx = self._fusable(b, ps) if b is not None else None
         if idx is not None:
             key = ("optim", self._rule, config, idx)
-            graph.flush(update=_Update(key, _make_update(config, idx), args, store))
+            graph.flush(update=_Update(key, _make_update(config, idx), states, args, store, idx))
             return loss
         values = [p._value() for p in ps]
         grads = [p.grad._value() for p in ps]
@@ -203,12 +205,12 @@ class Optimizer:
         if fn is None:
             update = _make_update(config, None)
 
-            def body(values, grads, args):
+            def body(values, grads, states, args):
                 graph.COMPILES.record("optimizer", (key,))
-                return update(values, grads, args)
+                return update(values, grads, states, args)
             fn = _STEP_CACHE[key] = jax.jit(body)
         with InterruptGuard():
-            store(fn(values, grads, args))
+            store(fn(values, grads, states, args))
             graph.COMPILES.runs += 1
         return loss
 
