@@ -518,8 +518,7 @@ def _owned(params, state):
     ``detach()``, ``state_dict()`` values, exported optimizer state, a deep copy of the model,
     a replica) stays readable."""
     own_p = []
-    for i in range(len(params)):
-        a = params[i]   # held by: its leaf node, ``params``, ``a`` (+ getrefcount's argument)
+    for a in params:    # held by: its leaf node, ``params``, ``a`` (+ getrefcount's argument)
         own_p.append(a if _consumable(a, 3) else jnp.array(a, copy=True))
     own_s = []
     for s in state:
