@@ -269,6 +269,60 @@ def _index_spec(idx):
     return tuple(spec), tensors, "advanced" if advanced else "basic"
 
 
+def _check_int_indices(spec, shape):
+    """torch's IndexError for an integer index outside its dimension (XLA would clamp it)."""
+    real = [s for s in spec if s is not None]
+    if "..." in real:
+        at = real.index("...")
+        head, tail = real[:at], real[at + 1:]
+        dims = list(enumerate(head)) + [(len(shape) - len(tail) + i, s) for i, s in enumerate(tail)]
+    else:
+        dims = list(enumerate(real))
+    for d, s in dims:
+        if isinstance(s, builtins.int) and 0 <= d < len(shape) and not -shape[d] <= s < shape[d]:
+            raise IndexError(f"index {s} is out of bounds for dimension {d} with size {shape[d]}")
+
+
+def _dynamic_basic(spec, shape):
+    """A basic index ``spec`` of an array of ``shape`` as ``(starts, sizes, out_shape)`` for a
+    ``dynamic_slice`` (ints and unit-step slices, with ``None`` and ``...``), or None where it
+    takes more (other steps, too many indices: the static path says what is wrong)."""
+    if spec.count("...") > 1:
+        return None
+    n_real = sum(1 for s in spec if s is not None and s != "...")
+    if n_real > len(shape):
+        return None
+    starts, sizes, out = [], [], []
+    d = 0
+    for s in spec:
+        if s is None:
+            out.append(1)
+        elif s == "...":
+            for _ in range(len(shape) - n_real):
+                starts.append(0)
+                sizes.append(shape[d])
+                out.append(shape[d])
+                d += 1
+        elif isinstance(s, tuple):
+            if s[3] not in (None, 1):
+                return None
+            lo, hi, _ = slice(s[1], s[2]).indices(shape[d])
+            size = builtins.max(hi - lo, 0)
+            starts.append(builtins.min(lo, shape[d] - size))
+            sizes.append(size)
+            out.append(size)
+            d += 1
+        else:
+            starts.append(s % shape[d])
+            sizes.append(1)
+            d += 1
+    for size in shape[d:]:
+        starts.append(0)
+        sizes.append(size)
+        out.append(size)
+    return np.asarray(starts, np.int32), tuple(sizes), tuple(out)
+
+
 def _int_or_none(v):
     if v is None:
         return None

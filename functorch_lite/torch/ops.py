@@ -306,6 +306,21 @@ def _unslice(s):
     return s
 
 
+@register("slice_at")
+def slice_at(x, starts, sizes=(), shape=()):
+    """Basic indexing (ints, unit-step slices) of a concrete tensor with the starts as an
+    argument: one compiled function per output shape, not one per index (``xs[i]`` in a
+    Dataset, ``perm[i:i + 128]`` in a loop)."""
+    return lax.dynamic_slice(x, [starts[d] for d in range(x.ndim)], sizes).reshape(shape)
+
+
+@register("rows", cheap=True)
+def rows(x, idx):
+    """``x[idx]`` for an integer tensor ``idx``: rows of a concrete tensor, recorded lazily so
+    a training step gathers its minibatch itself instead of waiting for a separate dispatch."""
+    return x[idx]
+
+
 @register("item_of", cheap=True)
 def item_of(x, i=0):
     return x[i]

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import dtypes as _dt
-from ._base import (TensorBase, _dim, _dims, _from, _index_spec, _infer_view, _multi, _np_index,
-                    _op, _py_scalar, _shape_arg, host_full, torch_max_result, torch_min_result,
-                    torch_topk_result, wrap)
-from .graph import record
+from ._base import (TensorBase, _check_int_indices, _dim, _dims, _dynamic_basic, _from,
+                    _index_spec, _infer_view, _multi, _np_index, _op, _py_scalar, _shape_arg,
+                    host_full, torch_max_result, torch_min_result, torch_topk_result, wrap)
+from .graph import grad_enabled, is_functional, leaf, record
 
 
 class TensorOps:
@@ -309,12 +309,23 @@ class TensorOps:
         if kind == "mask":
             # data-dependent shape: materialise, then index eagerly
             return _from(np.asarray(self._value())[_np_index(idx)])
+        node = self._node
+        _check_int_indices(spec, node.aval[0])
+        data = node.value is not None and not is_functional() and not (
+            node.requires_grad and grad_enabled())   # a concrete tensor, no gradient to track
         if kind == "basic":
-            return _op("getitem", self, index=spec)
-        out = record("index", [self._node] + [t._node for t in tensors], (("spec", spec),))
-        if spec == ("T",) and out.op is None and self._node.op is None:
-            out.source = self._node   # rows of a concrete tensor: cross_entropy checks it once
-        return wrap(out)
+            dyn = _dynamic_basic(spec, node.aval[0]) if data else None
+            if dyn is None:
+                return _op("getitem", self, index=spec)
+            starts, sizes, shape = dyn
+            return wrap(record("slice_at", [node, leaf(starts)], (("sizes", sizes), ("shape", shape))))
+        if data and spec == ("T",) and jnp.issubdtype(tensors[0]._node.aval[1], jnp.integer):
+            # rows of a concrete tensor (``xt[idx]``): lazy, so the training step that uses the
+            # batch gathers it; cross_entropy checks the whole source tensor once
+            out = record("rows", [node, tensors[0]._node], lazy=True)
+            out.source = node
+            return wrap(out)
+        return wrap(record("index", [node] + [t._node for t in tensors], (("spec", spec),)))
 
     def __setitem__(self, idx, value):
         spec, tensors, kind = _index_spec(idx)

@@ -275,6 +275,36 @@ def test_cross_entropy_checks_indexed_targets_through_their_source_once():
     assert list(F._RANGE_CHECKED) == [id(ys._node.value)]
 
 
+def test_rows_of_a_concrete_tensor_are_gathered_inside_the_training_step():
+    # the familiar in-memory loop: ``idx = perm[i:i + b]; data, target = xs[idx], ys[idx]``; the
+    # batch is a lazy selection that the one compiled step computes (no separate dispatch
+    # per step, no compile per slice), and training matches batches built on the host
+    xs, ys = _dataset(64).tensors
+    x_np, y_np = xs.numpy(), ys.numpy()
+    order = np.random.default_rng(1).permutation(64)
+    perm = torch.from_numpy(order)
+    model, twin = _mlp(), _mlp()
+    twin.load_state_dict(model.state_dict())
+    opt, opt2 = optim.Adam(model.parameters(), lr=1e-2), optim.Adam(twin.parameters(), lr=1e-2)
+    log = torch.compile_log()
+    runs, steps = [], log.by_kind.get("step", 0)
+    for epoch in range(2):
+        for i in range(4):
+            idx = perm[i * 16:(i + 1) * 16]
+            data, target = xs[idx], ys[idx]
+            assert data._node.value is None and target._node.value is None
+            start = log.runs
+            _train_step(model, opt, data, target)
+            runs.append(log.runs - start)
+            sel = order[i * 16:(i + 1) * 16]
+            _train_step(twin, opt2, torch.tensor(x_np[sel]), torch.tensor(y_np[sel]))
+    assert runs == [1] * 8
+    assert log.by_kind.get("step", 0) - steps <= 2   # one each: lazy batches, host batches
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert_close(p, q, atol=1e-6, rtol=1e-6)
+    assert np.array_equal(data.numpy(), x_np[order[48:]])   # still readable after the step
+
+
 def _adam_steps(model, opt, n, x, y, hold=None):
     for _ in range(n):
         if hold is not None:

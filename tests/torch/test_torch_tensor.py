@@ -268,6 +268,43 @@ def test_setitem_on_lazy_tensor_keeps_gradient_flow():
     assert_close(a.grad, ra.grad)
 
 
+CONCRETE_INDEXES = ["[1]", "[-1]", "[1:3]", "[-2:]", "[5:]", "[2:100]", "[:, 1]", "[..., -1]",
+                    "[None, 1:3]", "[1, None, 2:]", "[0, ..., 3]", "[1, 2, 3]", "[:, -3:-1, None]",
+                    "[::2]", "[1:, ::3]", "[t.tensor([1, -1, 0])]", "[t.tensor([[0, 1], [1, 1]])]",
+                    "[t.tensor([1, 0]), 2]", "[:, t.tensor([2, 0])]"]
+
+
+@pytest.mark.parametrize("index", CONCRETE_INDEXES)
+def test_indexing_concrete_tensors_matches_pytorch(index):
+    # concrete (data) tensors take the dynamic-start and lazy-rows paths, so check them apart
+    # from the graph ops above, whose inputs require grad
+    data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    ours = eval("a" + index, {"a": torch.tensor(data), "t": torch})
+    theirs = eval("a" + index, {"a": real_torch.tensor(data), "t": real_torch})
+    assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("index", ["[2]", "[-3]", "[1, 3]", "[:, 3]", "[..., 4]", "[None, 2]",
+                                   "[t.tensor([0]), 3]"])
+def test_an_integer_index_out_of_range_raises_like_pytorch(index):
+    for a in (torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, requires_grad=True) * 2):
+        with pytest.raises(IndexError, match="is out of bounds for dimension [0-9] with size"):
+            eval("a" + index, {"a": a, "t": torch})
+
+
+def test_indexing_a_concrete_tensor_compiles_per_shape_not_per_index():
+    # a Dataset's ``xs[i]`` or a loop's ``perm[i:i + 128]``: the starts are an argument
+    from functorch_lite.torch import graph
+    xs = torch.tensor(np.arange(40 * 3, dtype=np.float32).reshape(40, 3))
+    before = set(graph._EAGER)
+    rows = [xs[i] for i in range(40)]
+    blocks = [xs[i:i + 4] for i in range(0, 40, 4)]
+    new = [k for k in graph._EAGER if k not in before]
+    assert len(new) <= 2, new
+    assert [r.tolist() for r in rows] == np.arange(120.0).reshape(40, 3).tolist()
+    assert np.array_equal(np.concatenate([b.numpy() for b in blocks]), xs.numpy())
+
+
 def test_boolean_mask_indexing_materialises():
     a = torch.tensor([1.0, -2.0, 3.0, -4.0])
     assert a[a > 0].tolist() == [1.0, 3.0]

@@ -439,7 +439,7 @@ def _host_targets(target):
     node = target._node
     if node.op == "take_rows" and node.inputs and node.inputs[0].op is None:
         node, where = node.inputs[0], "of the dataset's targets"
-    elif node.op is None and node.source is not None:
+    elif node.source is not None:
         node, where = node.source, "of the indexed target tensor"
     elif node.op is not None:
         return None, None
