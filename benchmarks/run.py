@@ -1,12 +1,15 @@
 """The benchmark suite: one command, one report.
 
     python -m benchmarks.run [--models mlp cnn] [--epochs 3] [--only NAME ...] [--limit N]
-                             [--skip MODEL:NAME ...]
+                             [--skip MODEL:NAME ...] [--rounds R]
 
 Runs each contender (benchmarks/contenders.py) in its own process, one after another, on the
 bundled MNIST, then the per-example-gradient comparison and a matmul peak probe, and writes
 ``benchmarks/results/suite.md`` and ``suite.json`` with versions and machine.  Ratios are taken
-between rows of the same run.  Anchors that are not installed (Flax, Equinox, Keras 3, PyTorch:
+between rows of the same run.  With ``--rounds R`` the whole list runs R times over; each
+round's ratios are taken within that round (its contenders ran minutes apart, not a whole suite
+apart, so the machine's slow drift in speed cancels) and the report gives their median and
+range.  Anchors that are not installed (Flax, Equinox, Keras 3, PyTorch:
 benchmark-only, never library dependencies) are reported as skipped.
 """
 from __future__ import annotations
@@ -73,6 +76,35 @@ def run_one(name, model, epochs, limit, timeout):
             return json.load(f)
 
 
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def summarize(model, name, results, peak, rounds=1):
+    """One table row for contender ``name``: medians over the rounds it completed, its ratio to
+    ``fl_fit`` taken within each round (the range in ``x fl_fit per round``)."""
+    mine = [r for r in results if r["name"] == name and "samples_per_s" in r]
+    if not mine:
+        note = next((r.get("skipped", "") for r in results if r["name"] == name), "")
+        return {"model": model, "contender": name, "samples/s": "-", "x fl_fit": "-",
+                "x fl_fit per round": "-", "% matmul peak": "-", "first step s": "-",
+                "acc after 1 epoch": "-", "peak RSS MB": "-", "note": note}
+    fit = {r["round"]: r["samples_per_s"] for r in results
+           if r["name"] == "fl_fit" and "samples_per_s" in r}
+    ratios = [r["samples_per_s"] / fit[r["round"]] for r in mine if r["round"] in fit]
+    sps = _median([r["samples_per_s"] for r in mine])
+    return {"model": model, "contender": name, "samples/s": round(sps),
+            "x fl_fit": round(_median(ratios), 3) if ratios else "-",
+            "x fl_fit per round": ", ".join(f"{q:.3f}" for q in ratios) if ratios else "-",
+            "% matmul peak": round(100 * sps * model_flops_per_sample(model) / (peak * 1e9), 1),
+            "first step s": round(_median([r["first_step_s"] for r in mine]), 2),
+            "acc after 1 epoch": round(_median([r["test_accuracy_after_epoch_1"] for r in mine]), 4),
+            "peak RSS MB": round(max(r["peak_rss_mb"] for r in mine)),
+            "note": f"median of {len(mine)} rounds" if rounds > 1 else ""}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["mlp", "cnn"])
@@ -83,37 +115,26 @@ def main(argv=None):
     ap.add_argument("--report", default="suite", help="results/<report>.md and .json")
     ap.add_argument("--skip", nargs="+", default=[], metavar="MODEL:NAME",
                     help="contenders not to run, e.g. cnn:raw_jax_scan (9 minutes on 2 cores)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the whole list this many times; ratios are taken within each round")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1, got {args.rounds}")
     peak = matmul_gflops()
     print(f"matmul peak: {peak:.0f} GFLOP/s", flush=True)
     results = []
-    for model in args.models:
-        for name in args.only or ORDER:
-            if f"{model}:{name}" in args.skip:
-                r = {"name": name, "model": model, "skipped": "--skip"}
-            else:
-                r = run_one(name, model, args.epochs, args.limit, args.timeout)
-            print(json.dumps(r), flush=True)
-            results.append(r)
-    rows = []
-    for model in args.models:
-        base = {r["name"]: r for r in results if r["model"] == model and "samples_per_s" in r}
-        fit = base.get("fl_fit", {}).get("samples_per_s")
-        for r in results:
-            if r["model"] != model:
-                continue
-            if "samples_per_s" not in r:
-                rows.append({"model": model, "contender": r["name"], "samples/s": "-", "x fl_fit": "-",
-                             "% matmul peak": "-", "first step s": "-", "acc after 1 epoch": "-",
-                             "peak RSS MB": "-", "note": r.get("skipped", "")})
-                continue
-            sps = r["samples_per_s"]
-            rows.append({"model": model, "contender": r["name"], "samples/s": round(sps),
-                         "x fl_fit": round(sps / fit, 3) if fit else "-",
-                         "% matmul peak": round(100 * sps * model_flops_per_sample(model) / (peak * 1e9), 1),
-                         "first step s": round(r["first_step_s"], 2),
-                         "acc after 1 epoch": round(r["test_accuracy_after_epoch_1"], 4),
-                         "peak RSS MB": round(r["peak_rss_mb"]), "note": ""})
+    for rnd in range(args.rounds):
+        for model in args.models:
+            for name in args.only or ORDER:
+                if f"{model}:{name}" in args.skip:
+                    r = {"name": name, "model": model, "skipped": "--skip"}
+                else:
+                    r = run_one(name, model, args.epochs, args.limit, args.timeout)
+                r["round"] = rnd
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    rows = [summarize(model, name, [r for r in results if r["model"] == model], peak, args.rounds)
+            for model in args.models for name in (args.only or ORDER)]
     pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example"], capture_output=True, text=True,
                         timeout=args.timeout)
     per_example = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
