@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from statistics import median
 
 from .common import machine, write_report
 
@@ -76,12 +77,6 @@ def run_one(name, model, epochs, limit, timeout):
             return json.load(f)
 
 
-def _median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def summarize(model, name, results, peak, rounds=1):
     """One table row for contender ``name``: medians over the rounds it completed, its ratio to
     ``fl_fit`` taken within each round (the range in ``x fl_fit per round``)."""
@@ -94,13 +89,13 @@ def summarize(model, name, results, peak, rounds=1):
     fit = {r["round"]: r["samples_per_s"] for r in results
            if r["name"] == "fl_fit" and "samples_per_s" in r}
     ratios = [r["samples_per_s"] / fit[r["round"]] for r in mine if r["round"] in fit]
-    sps = _median([r["samples_per_s"] for r in mine])
+    sps = median([r["samples_per_s"] for r in mine])
     return {"model": model, "contender": name, "samples/s": round(sps),
-            "x fl_fit": round(_median(ratios), 3) if ratios else "-",
+            "x fl_fit": round(median(ratios), 3) if ratios else "-",
             "x fl_fit per round": ", ".join(f"{q:.3f}" for q in ratios) if ratios else "-",
             "% matmul peak": round(100 * sps * model_flops_per_sample(model) / (peak * 1e9), 1),
-            "first step s": round(_median([r["first_step_s"] for r in mine]), 2),
-            "acc after 1 epoch": round(_median([r["test_accuracy_after_epoch_1"] for r in mine]), 4),
+            "first step s": round(median([r["first_step_s"] for r in mine]), 2),
+            "acc after 1 epoch": round(median([r["test_accuracy_after_epoch_1"] for r in mine]), 4),
             "peak RSS MB": round(max(r["peak_rss_mb"] for r in mine)),
             "note": f"median of {len(mine)} rounds" if rounds > 1 else ""}
 
