@@ -318,7 +318,8 @@ class TensorOps:
             if dyn is None:
                 return _op("getitem", self, index=spec)
             starts, sizes, shape = dyn
-            return wrap(record("slice_at", [node, leaf(starts)], (("sizes", sizes), ("shape", shape))))
+            return wrap(record("slice_at", [node, leaf(starts)],
+                               (("sizes", sizes), ("shape", shape))))
         if data and spec == ("T",) and jnp.issubdtype(tensors[0]._node.aval[1], jnp.integer):
             # rows of a concrete tensor (``xt[idx]``): lazy, so the training step that uses the
             # batch gathers it; cross_entropy checks the whole source tensor once
