@@ -2,6 +2,7 @@
 printing, indexing, in-place ops and the PyTorch-like errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from torch_helpers import assert_close, real_torch
 
 import functorch_lite.torch as torch
@@ -282,6 +283,37 @@ def test_indexing_concrete_tensors_matches_pytorch(index):
     ours = eval("a" + index, {"a": torch.tensor(data), "t": torch})
     theirs = eval("a" + index, {"a": real_torch.tensor(data), "t": real_torch})
     assert_close(ours, theirs)
+
+
+@st.composite
+def _basic_indexes(draw):
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=3)))
+    parts, dims = [], list(shape)
+    ellipsis = draw(st.booleans())
+    while dims and draw(st.integers(0, 3)):
+        n = dims.pop(0)
+        kind = draw(st.sampled_from(["int", "slice", "none"] if n else ["slice", "none"]))
+        if kind == "int":
+            parts.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            bound = st.none() | st.integers(-n - 2, n + 2)
+            parts.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2]))))
+        else:
+            parts.append(None)
+            dims.insert(0, n)
+    if ellipsis:   # anywhere when the parts index every dim (it then stands for none)
+        parts.insert(draw(st.integers(0, len(parts))) if not dims else len(parts), Ellipsis)
+    return shape, tuple(parts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_basic_indexes())
+def test_basic_indexing_of_concrete_tensors_matches_numpy(case):
+    shape, index = case
+    data = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    got = torch.tensor(data)[index].numpy()
+    want = data[index]
+    assert got.shape == want.shape and np.array_equal(got, want), (shape, index)
 
 
 @pytest.mark.parametrize("index", ["[2]", "[-3]", "[1, 3]", "[:, 3]", "[..., 4]", "[None, 2]",
