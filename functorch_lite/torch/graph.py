@@ -94,7 +94,7 @@ class Node:
         self.cheap = False
         self.multi = multi
         self.backward = None   # the pending Backward of a lazy gradient
-        self.source = None     # a concrete leaf this one's value is rows of (``column[idx]``)
+        self.source = None     # the concrete tensor this one is rows of (``ys[idx]``, a batch)
 
     def __repr__(self):
         state = "leaf" if self.op is None else self.op

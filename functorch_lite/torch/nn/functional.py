@@ -437,10 +437,9 @@ def _host_targets(target):
     itself would wait for every computation queued before it (the previous training step) on
     each step; None when they are lazy or traced."""
     node = target._node
-    if node.op == "take_rows" and node.inputs and node.inputs[0].op is None:
-        node, where = node.inputs[0], "of the dataset's targets"
-    elif node.source is not None:
-        node, where = node.source, "of the indexed target tensor"
+    if node.source is not None:
+        where = "of the dataset's targets" if node.op == "take_rows" else "of the indexed target tensor"
+        node = node.source
     elif node.op is not None:
         return None, None
     else:

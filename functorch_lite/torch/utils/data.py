@@ -37,6 +37,13 @@ class Dataset:
         return None
 
 
+def _rows_of(column, idx):
+    """A lazy batch: rows ``idx`` of a dataset column (cross_entropy checks the column, once)."""
+    node = record("take_rows", [column, idx], lazy=True)
+    node.source = column
+    return node
+
+
 class IterableDataset(Dataset):
     def __iter__(self):
         raise NotImplementedError
@@ -212,7 +219,7 @@ class DataLoader:
         for i in range(len(self)):
             graph.mark_step()
             idx = leaf(np.asarray(order[i * b:(i + 1) * b], np.int32))
-            yield [wrap(record("take_rows", [lf, idx], lazy=True)) for lf in leaves]
+            yield [wrap(_rows_of(lf, idx)) for lf in leaves]
 
     def _sample_batches(self, order):
         collate = self.collate_fn or default_collate
