@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 
 from . import xla
 from .errors import ShapeError, format_error, scope
@@ -26,6 +28,12 @@ class Lambda(Module):
     @property
     def name(self) -> str:
         return module_name(self.fn)
+
+    @property
+    def per_example(self) -> bool:
+        """Only for the library's own activations: an arbitrary function may mix the batch."""
+        from ..layers.activations import is_per_example
+        return is_per_example(self.fn)
 
     def init(self, key, spec):
         return {}, {}
@@ -68,6 +76,10 @@ class _Container(Module):
     @property
     def names(self) -> tuple[str, ...]:
         return _names(self.layers)
+
+    @property
+    def per_example(self) -> bool:
+        return all(getattr(l, "per_example", False) is True for l in self.layers)
 
     def __repr__(self):
         inner = ", ".join(repr(l) for l in self.layers)
@@ -125,6 +137,13 @@ class Parallel(_Container):
         super().__init__(*layers)
         object.__setattr__(self, "combine", combine)
 
+    @property
+    def per_example(self) -> bool:
+        # an arbitrary ``combine`` may mix the batch; the elementwise ones cannot
+        return super().per_example and (self.combine is None or any(
+            self.combine is f for f in (jnp.add, jnp.multiply, jnp.maximum, operator.add,
+                                        operator.mul)))
+
     def init(self, key, spec):
         spec = as_spec(spec)
         params, state = {}, {}
@@ -153,6 +172,10 @@ class Residual(Module):
         object.__setattr__(self, "body", as_module(self.body))
         if self.shortcut is not None:
             object.__setattr__(self, "shortcut", as_module(self.shortcut))
+
+    @property
+    def per_example(self) -> bool:
+        return all(getattr(l, "per_example", False) is True for l in self._children().values())
 
     def _children(self):
         kids = {"0_" + module_name(self.body): self.body}

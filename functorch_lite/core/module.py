@@ -67,6 +67,11 @@ class Module:
 
     #: True for layers that draw randomness when ``train=True`` (Dropout).
     needs_key: bool = False
+    #: True for layers whose output row ``i`` depends only on input row ``i`` (no batch
+    #: statistics, nothing mixed across the batch axis) and whose ``apply`` returns the state it
+    #: was given: a train step may then run the batch in pieces (``core/xla.py: train_chunks``).
+    #: Conservative default: a layer that does not say so is run on the whole batch.
+    per_example: bool = False
 
     @property
     def name(self) -> str:

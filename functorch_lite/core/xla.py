@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["conv_compiler_options", "once_compiler_options", "uses_convolution",
-           "compiler_options_for", "jit", "tune_host_allocator"]
+           "compiler_options_for", "jit", "tune_host_allocator", "train_chunks"]
 
 _YNN = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 _ONCE = {"xla_backend_optimization_level": "0"}
@@ -79,13 +79,18 @@ def uses_convolution(module: Any) -> bool:
     """Whether a module tree (dataclass fields, sequences and dicts, walked recursively) holds a
     layer that says ``uses_convolution = True`` (Conv, ConvTranspose; a property for modules
     that wrap other code, as the Keras adapter's subclassed models)."""
+    return _walk_any(module, lambda m: getattr(m, "uses_convolution", False) is True)
+
+
+def _walk_any(module: Any, pred: Callable[[Any], bool]) -> bool:
+    """Whether ``pred`` holds for a module of the tree (walked as :func:`uses_convolution`)."""
     seen: set[int] = set()
 
     def walk(m) -> bool:
         if id(m) in seen:
             return False
         seen.add(id(m))
-        if getattr(m, "uses_convolution", False) is True:
+        if pred(m):
             return True
         if isinstance(m, (list, tuple)):
             return any(walk(v) for v in m)
@@ -95,6 +100,58 @@ def uses_convolution(module: Any) -> bool:
             return any(walk(getattr(m, f.name)) for f in dataclasses.fields(m))
         return False
     return walk(module)
+
+
+def _needs_key(module: Any) -> bool:
+    return getattr(module, "needs_key", False) is True
+
+
+#: the examples per piece of a train step's batch on XLA:CPU (see :func:`train_chunks`)
+CHUNK_EXAMPLES = 32
+#: at most this many pieces: each one is its own copy of the forward and backward graph, and
+#: compile time grows with them (MNIST CNN train step: 1 piece 1.0 s, 2 pieces 1.05 s, 4 1.3 s)
+MAX_CHUNKS = 4
+
+
+def train_chunks(module: Any, batch_size: int) -> int:
+    """Into how many equal pieces a train step runs a batch of ``batch_size`` examples of
+    ``module`` (1: the whole batch at once).
+
+    On XLA:CPU a convolutional network trains faster when its batch goes through the network
+    in pieces of ~32 examples, each piece its own forward and backward in the one compiled step
+    (their gradients summed, so the update is the same up to float rounding): each piece's
+    activations stay in cache, and the two cores run independent pieces side by side.
+    Measured on the 2-core CI machine, MNIST CNN, Adam, one process, alternating 10-step
+    blocks: batch 128 in 2 pieces 0.91x the step time, in 4 pieces 0.87x, in 8 1.30x (the
+    step's buffers no longer fit the allocator's reuse); batch 64 in 2 pieces 0.92x; batch 256
+    in 4 pieces 0.88x. ``fit`` on 6,400 examples: 1.13x (2 pieces) and 1.19x (4) the
+    samples/s.  The dense-only MLP is not split (its matmuls are most efficient whole).
+
+    Only where every example is computed on its own does splitting leave the result unchanged:
+    the module must say ``per_example`` (no BatchNorm: its statistics are the whole batch's) and
+    draw no randomness (a Dropout mask drawn per piece would differ from the whole batch's).
+    ``FUNCTORCH_LITE_TRAIN_CHUNKS=n`` forces ``n`` pieces where the batch divides (``1``: never
+    split); other backends and models are never split.
+    """
+    forced = os.environ.get("FUNCTORCH_LITE_TRAIN_CHUNKS")
+    if forced is not None:
+        try:
+            n = int(forced)
+            if n < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"FUNCTORCH_LITE_TRAIN_CHUNKS expected a positive int, got "
+                             f"{forced!r}") from None
+    elif (jax.default_backend() != "cpu" or not uses_convolution(module)
+          or os.environ.get("FUNCTORCH_LITE_CPU_CONV_LIBRARY", "1") == "0"):
+        return 1
+    else:
+        n = min(MAX_CHUNKS, batch_size // CHUNK_EXAMPLES)
+    if n <= 1 or getattr(module, "per_example", False) is not True or _walk_any(module, _needs_key):
+        return 1
+    while n > 1 and batch_size % n:
+        n -= 1
+    return n
 
 
 def compiler_options_for(module: Any) -> dict[str, str] | None:

@@ -217,6 +217,12 @@ class KerasOp(Module):
 
     needs_key = property(lambda self: getattr(self.inner, "needs_key", False))
 
+    @property
+    def per_example(self) -> bool:
+        from .activations import ACTIVATIONS
+        return getattr(self.inner, "per_example", False) is True and (
+            self.activation is None or any(self.activation is f for f in ACTIVATIONS.values()))
+
     def _spec_in(self, spec):
         spec = as_spec(spec)
         shape, dtype = tuple(spec.shape), spec.dtype

@@ -81,6 +81,12 @@ _NAMES = {f.__name__: f for f in (relu, relu6, gelu, tanh, sigmoid, softmax, log
 _NAMES.update(swish=silu, linear=identity)
 
 
+def is_per_example(fn) -> bool:
+    """Whether ``fn`` is one of this module's activations (each maps every example on its own:
+    elementwise, or softmax over the last axis)."""
+    return any(fn is f for f in _NAMES.values())
+
+
 def get(name):
     """Resolve an activation: callables pass through, ``None`` is the identity, strings name
     one of the functions of this module."""
@@ -100,6 +106,10 @@ class Activation(Module):
 
     def __post_init__(self):
         get(self.fn)  # fail at construction for unknown names
+
+    @property
+    def per_example(self) -> bool:
+        return is_per_example(get(self.fn))
 
     @property
     def name(self) -> str:

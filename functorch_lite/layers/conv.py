@@ -85,6 +85,7 @@ class Conv(Module):
     """
     #: computations over this layer get the convolution compiler options (core/xla.py)
     uses_convolution = True
+    per_example = True
 
     filters: int
     kernel_size: Any

@@ -21,6 +21,7 @@ class Dense(Module):
     ``kernel_layout='oi'`` stores PyTorch's ``{'weight': (features, in), 'bias'}`` instead, so
     ``torch.nn.Linear`` weights load verbatim.  Input ``(..., in)`` -> output ``(..., features)``.
     """
+    per_example = True
     features: int
     use_bias: bool = True
     kernel_init: Any = "glorot_uniform"

@@ -15,6 +15,7 @@ __all__ = ["Dropout"]
 @dataclasses.dataclass(frozen=True, repr=False)
 class Dropout(Module):
     """``Dropout(rate)``; identity when ``train=False``; needs ``key`` when ``train=True``."""
+    per_example = True
     rate: float
     needs_key = True
 

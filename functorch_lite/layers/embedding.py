@@ -18,6 +18,7 @@ __all__ = ["Embedding"]
 class Embedding(Module):
     """``Embedding(num_embeddings, features)``: params ``{'embedding': (num_embeddings, features)}``
     initialised N(0, 1) like PyTorch; input int ids (...,) -> (..., features)."""
+    per_example = True
     num_embeddings: int
     features: int
     embedding_init: Any = "standard_normal"

@@ -162,6 +162,7 @@ def avg_pool(x, window, strides=None, padding="valid", layout="channels_last", c
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class _Pool(Module):
+    per_example = True
     window: Any = 2
     strides: Any = None
     padding: Any = "valid"
@@ -223,6 +224,7 @@ def AvgPool2D(window=2, **kw):
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class _GlobalPool(Module):
+    per_example = True
     layout: str = "channels_last"
     keepdims: bool = False
 
@@ -254,6 +256,7 @@ class GlobalMaxPool(_GlobalPool):
 class AdaptiveAvgPool(Module):
     """PyTorch's ``AdaptiveAvgPool``: output spatial size ``output_size``; each output cell
     averages input cells ``[floor(i*H/o), ceil((i+1)*H/o))``."""
+    per_example = True
     output_size: Any = 1
     layout: str = "channels_last"
 

@@ -13,6 +13,7 @@ __all__ = ["Flatten", "Reshape"]
 @dataclasses.dataclass(frozen=True, repr=False)
 class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+    per_example = True
 
     def init(self, key, spec):
         return {}, {}
@@ -26,6 +27,7 @@ class Flatten(Module):
 @dataclasses.dataclass(frozen=True, repr=False)
 class Reshape(Module):
     """Reshape every example to ``shape`` (batch axis kept; one entry may be -1)."""
+    per_example = True
     shape: tuple
 
     def __post_init__(self):

@@ -65,6 +65,7 @@ class ConvTranspose(Module):
     """
     #: computations over this layer get the convolution compiler options (core/xla.py)
     uses_convolution = True
+    per_example = True
 
     filters: int
     kernel_size: Any
@@ -241,6 +242,7 @@ class Upsample(Module):
     ``mode`` 'nearest' works for any spatial rank; 'linear', 'bilinear' and 'trilinear' need 1, 2
     and 3 spatial axes, as in torch.  No parameters.
     """
+    per_example = True
     scale_factor: Any = 2
     mode: str = "nearest"
     _: dataclasses.KW_ONLY

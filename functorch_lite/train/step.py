@@ -11,6 +11,7 @@ from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optim as _optim
 from ..core import xla
+from ..core.errors import ConfigError
 from .state import TrainState
 
 __all__ = ["CompileCounter", "make_train_step", "make_eval_step", "make_predict", "resolve_metrics"]
@@ -83,28 +84,69 @@ def _split_batch(batch):
     raise ValueError(f"batch: expected (x, y) or (x, y, sample_weight), got a tuple of {len(batch)}")
 
 
-def _objective(model, loss_fn):
-    """The loss of a batch as a function of params: (params, state, batch, key) -> (loss, aux)."""
+def _batch_len(x):
+    return x.shape[0] if hasattr(x, "shape") else type(x).__name__
+
+
+def _apply_in_pieces(model, params, state, x, key, chunks):
+    """``model.apply(params, state, x, train=True)``, the batch run as ``chunks`` equal pieces
+    whose outputs are joined again (``chunks`` from ``xla.train_chunks``: only for per-example
+    models, which return the state they were given)."""
+    if chunks == 1:
+        return model.apply(params, state, x, key=key, train=True)
+    n = x.shape[0] // chunks
+    outs = [model.apply(params, state, x[i * n:(i + 1) * n], key=key, train=True)[0]
+            for i in range(chunks)]
+    return jax.tree_util.tree_map(lambda *p: jnp.concatenate(p), *outs), state
+
+
+def _objective(model, loss_fn, chunks=None):
+    """The loss of a batch as a function of params: (params, state, batch, key) -> (loss, aux).
+
+    ``chunks``: into how many pieces the batch goes through the model (None: as
+    ``xla.train_chunks`` chooses for the batch size); the loss is the whole batch's."""
     def objective(params, state, batch, key):
         x, y, w = _split_batch(batch)
-        pred, new_state = model.apply(params, state, x, key=key, train=True)
+        if chunks is None:
+            k = xla.train_chunks(model, x.shape[0]) if hasattr(x, "shape") else 1
+        elif not hasattr(x, "shape") or x.shape[0] % chunks:
+            raise ValueError(f"make_train_step: chunks={chunks} expected to divide the batch "
+                             f"size, got a batch of {_batch_len(x)} examples")
+        else:
+            k = chunks
+        pred, new_state = _apply_in_pieces(model, params, state, x, key, k)
         per = loss_fn(pred, y, reduction="none")
         return _weighted_mean(per, w), (pred, new_state)
     return objective
 
 
 def make_train_step(model, loss, optimizer, *, metrics=("accuracy",), jit: bool = True,
-                    donate: bool = True):
+                    donate: bool = True, chunks: int | None = None):
     """Build ``train_step(ts, batch) -> (ts, logs)``: value_and_grad with aux, one optax update,
     metrics on the batch, jitted once with the TrainState donated.  ``batch`` is ``(x, y)`` or
     ``(x, y, sample_weight)``; ``logs`` holds the batch ``loss`` and each metric.
+
+    ``chunks``: run each batch through the model in this many equal pieces inside the one step
+    (same update up to float rounding); ``None`` lets ``core.xla.train_chunks`` choose (on CPU,
+    per-example convolutional models in pieces of 32 examples; everything else whole).
 
     The returned function has ``.compiles`` (a CompileCounter) and ``.tx`` (the optax optimizer).
     """
     loss_fn = _losses.get(loss)
     tx = _optim.get(optimizer)
     metric_fns = resolve_metrics(metrics)
-    objective = _objective(model, loss_fn)
+    if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int)
+                               or chunks < 1):
+        raise ValueError(f"make_train_step: chunks expected a positive int or None, got "
+                         f"{chunks!r}")
+    if chunks is not None and chunks > 1 and (
+            getattr(model, "per_example", False) is not True or xla._walk_any(model, xla._needs_key)):
+        raise ConfigError(
+            f"make_train_step: chunks={chunks} expected a model that computes every example on "
+            f"its own and draws no randomness (each layer per_example, no Dropout), got "
+            f"{type(model).__name__} (a BatchNorm's statistics, a Dropout's mask or an unknown "
+            f"function would change with the pieces)")
+    objective = _objective(model, loss_fn, chunks)
     counter = CompileCounter("train_step")
 
     def train_step(ts: TrainState, batch):
