@@ -109,8 +109,9 @@ def _needs_key(module: Any) -> bool:
 #: the examples per piece of a train step's batch on XLA:CPU (see :func:`train_chunks`)
 CHUNK_EXAMPLES = 32
 #: at most this many pieces: each one is its own copy of the forward and backward graph, and
-#: compile time grows with them (MNIST CNN train step: 1 piece 1.0 s, 2 pieces 1.05 s, 4 1.3 s)
-MAX_CHUNKS = 4
+#: compile time grows with them (MNIST CNN, a fit's first step: whole 2.16-2.28 s, 2 pieces
+#: 2.40-2.59 s, 4 pieces 2.72-2.92 s), against the 2 s asked of a first step
+MAX_CHUNKS = 2
 
 
 def train_chunks(module: Any, batch_size: int) -> int:
@@ -118,14 +119,16 @@ def train_chunks(module: Any, batch_size: int) -> int:
     ``module`` (1: the whole batch at once).
 
     On XLA:CPU a convolutional network trains faster when its batch goes through the network
-    in pieces of ~32 examples, each piece its own forward and backward in the one compiled step
-    (their gradients summed, so the update is the same up to float rounding): each piece's
+    in pieces, each piece its own forward and backward in the one compiled step (the loss is
+    still the whole batch's, so the update is the same up to float rounding): each piece's
     activations stay in cache, and the two cores run independent pieces side by side.
     Measured on the 2-core CI machine, MNIST CNN, Adam, one process, alternating 10-step
     blocks: batch 128 in 2 pieces 0.91x the step time, in 4 pieces 0.87x, in 8 1.30x (the
     step's buffers no longer fit the allocator's reuse); batch 64 in 2 pieces 0.92x; batch 256
-    in 4 pieces 0.88x. ``fit`` on 6,400 examples: 1.13x (2 pieces) and 1.19x (4) the
-    samples/s.  The dense-only MLP is not split (its matmuls are most efficient whole).
+    in 4 pieces 0.88x; a whole epoch in ``fit`` (6,400 examples, batch 128): 1.135x the
+    samples/s in 2 pieces, 1.19x in 4.  Pieces of at least 32 examples, at most
+    :data:`MAX_CHUNKS` of them (compile time).  Convolution-free models are not split (the
+    dense MLP's matmuls run best whole), nor is anything on other backends.
 
     Only where every example is computed on its own does splitting leave the result unchanged:
     the module must say ``per_example`` (no BatchNorm: its statistics are the whole batch's) and

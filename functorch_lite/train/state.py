@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from ..core import xla
 from ..core.module import as_spec
 
 __all__ = ["TrainState"]
@@ -25,7 +27,19 @@ class TrainState:
 
     @classmethod
     def create(cls, model, optimizer, key, spec, *, params=None, state=None) -> "TrainState":
-        """Initialise the model for ``spec`` (unless params/state are given) and the optimizer."""
+        """Initialise the model for ``spec`` (unless params/state are given) and the optimizer.
+
+        Without ``params`` and ``state`` the whole state is made by ONE computation compiled
+        for one run (key split, model init, optimizer init): a fit's first step no longer
+        compiles and dispatches each of them on its own (MNIST CNN: 5 compiles, ~0.3 s)."""
+        spec = as_spec(spec)
+        if params is None and state is None and not isinstance(key, jax.core.Tracer):
+            try:
+                make = _jitted_create(cls, model, optimizer, spec)
+            except TypeError:     # an unhashable model or optimizer: step by step below
+                make = None
+            if make is not None:
+                return make(key)
         init_key, rng = jax.random.split(key)
         if params is None:
             params, model_state = model.init(init_key, as_spec(spec))
@@ -34,9 +48,21 @@ class TrainState:
         return cls(params=params, state=state, opt_state=jax.jit(optimizer.init)(params),
                    step=jnp.zeros((), jnp.int32), rng=rng)
 
+    @classmethod
+    def _create_traced(cls, model, optimizer, spec, key):
+        init_key, rng = jax.random.split(key)
+        params, state = model.init(init_key, spec)
+        return cls(params=params, state=state, opt_state=optimizer.init(params),
+                   step=jnp.zeros((), jnp.int32), rng=rng)
+
     def replace(self, **changes) -> "TrainState":
         return dataclasses.replace(self, **changes)
 
     def step_key(self):
         """The key for this step: ``jax.random.fold_in(rng, step)``."""
         return jax.random.fold_in(self.rng, self.step)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_create(cls, model, optimizer, spec):
+    return xla.jit(functools.partial(cls._create_traced, model, optimizer, spec), once=True)
