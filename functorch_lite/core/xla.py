@@ -30,6 +30,9 @@ reserved instead of going back to the OS.  Set ``FUNCTORCH_LITE_CPU_MALLOC=0`` t
 allocator alone; it is also left alone where it is not glibc, or where you chose one already
 (``MALLOC_*`` variables, ``GLIBC_TUNABLES`` with ``glibc.malloc``, or jemalloc / tcmalloc /
 mimalloc in ``LD_PRELOAD``).
+
+:func:`train_chunks` says into how many pieces a train step runs its batch (per-example
+convolutional models on CPU: pieces of at least 32 examples, at most 2; measurements there).
 """
 from __future__ import annotations
 
