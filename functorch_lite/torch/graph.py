@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from ..core import xla
 from ..core.interrupts import InterruptGuard
-from . import layout
+from . import chunks, layout
 
 __all__ = ["Node", "OPS", "register", "record", "leaf", "flush", "materialize", "Backward",
            "start_backward", "COMPILES", "CompileLog", "grad_enabled", "set_grad_enabled",
@@ -536,12 +536,17 @@ def _compile(key, diff_is, const_is, update):
     replaced = tuple(update.idx) if update is not None else ()
     kind = ("step" if update is not None else "backward") if bkey is not None else "forward"
 
-    def run_graph(diff_vals, const_vals):
+    # a training graph may run its minibatch in pieces (chunks.py), as fit does
+    k = chunks.pieces_for(entries) if bkey is not None else 1
+
+    def run_graph(diff_vals, const_vals, k=1):
         env = [None] * len(entries)
         for i, v in zip(diff_is, diff_vals):
             env[i] = v
         for i, v in zip(const_is, const_vals):
             env[i] = v
+        if k > 1:
+            return chunks.run_in_pieces(entries, env, OPS, k)
         for i, e in enumerate(entries):
             if e[0] != "L":   # convolutions run channels-last inside (layout.py)
                 env[i] = layout.run(e[0], OPS[e[0]], dict(e[1]), [env[j] for j in e[2]])
@@ -564,7 +569,7 @@ def _compile(key, diff_is, const_is, update):
         loss_i, seed_i, acc = bkey
 
         def objective(dv):
-            env = run_graph(dv, const_vals)
+            env = run_graph(dv, const_vals, k)
             obj = layout.logical(env[loss_i])
             if seed_i is not None:
                 obj = jnp.sum(obj * layout.logical(env[seed_i]))
