@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["conv_compiler_options", "once_compiler_options", "uses_convolution",
-           "compiler_options_for", "jit", "tune_host_allocator", "train_chunks"]
+           "compiler_options_for", "jit", "tune_host_allocator", "train_chunks", "splittable"]
 
 _YNN = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 _ONCE = {"xla_backend_optimization_level": "0"}
@@ -105,8 +105,11 @@ def _walk_any(module: Any, pred: Callable[[Any], bool]) -> bool:
     return walk(module)
 
 
-def _needs_key(module: Any) -> bool:
-    return getattr(module, "needs_key", False) is True
+def splittable(module: Any) -> bool:
+    """Whether a train step may run ``module``'s batch in pieces without changing the result:
+    every layer says ``per_example`` and none draws randomness (see :func:`train_chunks`)."""
+    return getattr(module, "per_example", False) is True and not _walk_any(
+        module, lambda m: getattr(m, "needs_key", False) is True)
 
 
 #: the examples per piece of a train step's batch on XLA:CPU (see :func:`train_chunks`)
@@ -153,7 +156,7 @@ def train_chunks(module: Any, batch_size: int) -> int:
         return 1
     else:
         n = min(MAX_CHUNKS, batch_size // CHUNK_EXAMPLES)
-    if n <= 1 or getattr(module, "per_example", False) is not True or _walk_any(module, _needs_key):
+    if n <= 1 or not splittable(module):
         return 1
     while n > 1 and batch_size % n:
         n -= 1

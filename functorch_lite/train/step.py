@@ -139,8 +139,7 @@ def make_train_step(model, loss, optimizer, *, metrics=("accuracy",), jit: bool 
                                or chunks < 1):
         raise ValueError(f"make_train_step: chunks expected a positive int or None, got "
                          f"{chunks!r}")
-    if chunks is not None and chunks > 1 and (
-            getattr(model, "per_example", False) is not True or xla._walk_any(model, xla._needs_key)):
+    if chunks is not None and chunks > 1 and not xla.splittable(model):
         raise ConfigError(
             f"make_train_step: chunks={chunks} expected a model that computes every example on "
             f"its own and draws no randomness (each layer per_example, no Dropout), got "
