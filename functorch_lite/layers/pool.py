@@ -82,23 +82,26 @@ def _strided_max(x, w_items):
 
 def _first_max_mask(x, y, shape, red):
     """In the windowed view ``x.reshape(shape)`` (window axes ``red``), True at the FIRST
-    position (row-major in the window) of each window's maximum, as PyTorch routes the gradient."""
-    xw = x.reshape(shape)
-    eq = xw == jnp.expand_dims(y, red)
-    taken = None
-    pieces = {}
-    for pos in itertools.product(*(range(shape[r]) for r in red)):
-        at = dict(zip(red, pos))
-        e = eq[tuple(slice(at[i], at[i] + 1) if i in at else slice(None) for i in range(len(shape)))]
-        pieces[pos] = e if taken is None else e & ~taken
-        taken = e if taken is None else taken | e
+    position (row-major in the window) of each window's maximum, as PyTorch routes the gradient.
 
-    def assemble(prefix, k):
-        if k == len(red):
-            return pieces[prefix]
-        return jnp.concatenate([assemble(prefix + (p,), k + 1) for p in range(shape[red[k]])],
-                               axis=red[k])
-    return assemble((), 0)
+    Each window's first maximum is found as one small integer index (a chain of selects over
+    the window positions, last to first), then compared with the positions' numbers, instead of
+    one mask per position joined by concatenation.  MNIST CNN Adam step (batch 128, 2 cores,
+    both compiled in one process, alternating 10-step blocks): 36.6 -> 32.6 ms median; the
+    step's LLVM compile 864 -> 728 ms of CPU.  A window whose maximum is NaN sends its gradient
+    to its last position."""
+    xw = x.reshape(shape)
+    sizes = [shape[r] for r in red]
+    first = None
+    for number, pos in reversed(list(enumerate(itertools.product(*(range(n) for n in sizes))))):
+        at = dict(zip(red, pos))
+        here = lax.squeeze(xw[tuple(slice(at[i], at[i] + 1) if i in at else slice(None)
+                                    for i in range(len(shape)))], red) == y
+        first = (jnp.full(y.shape, number, jnp.int32) if first is None
+                 else jnp.where(here, np.int32(number), first))
+    numbers = np.arange(math.prod(sizes), dtype=np.int32).reshape(
+        [shape[i] if i in red else 1 for i in range(len(shape))])
+    return jnp.expand_dims(first, red) == numbers
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
