@@ -66,7 +66,8 @@ def test_keras_subclassed_model_reports_its_convolutions():
 def test_options_on_cpu_and_the_switch(monkeypatch):
     assert xla.conv_compiler_options() == {
         "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
-    assert xla.once_compiler_options() == {"xla_backend_optimization_level": "0"}
+    assert xla.once_compiler_options() == {"xla_backend_optimization_level": "0",
+                                           "xla_cpu_use_fusion_emitters": False}
     assert xla.compiler_options_for(_mlp()) is None
     monkeypatch.setenv("FUNCTORCH_LITE_CPU_CONV_LIBRARY", "0")
     xla._accepted.cache_clear()
@@ -77,6 +78,27 @@ def test_options_on_cpu_and_the_switch(monkeypatch):
     finally:
         monkeypatch.delenv("FUNCTORCH_LITE_CPU_CONV_LIBRARY")
         xla._accepted.cache_clear()
+
+
+@pytest.mark.skipif(not CPU, reason="the options are chosen for XLA:CPU only")
+def test_a_compiler_that_rejects_one_option_set_keeps_the_other(monkeypatch):
+    """The probe tries both sets together; when that fails each set is tried on its own, so an
+    option this jaxlib lacks costs only its own set."""
+    tried = []
+
+    def compiles_with(options):
+        tried.append(sorted(options))
+        return "xla_cpu_use_fusion_emitters" not in options   # as if this jaxlib lacked it
+    monkeypatch.setattr(xla, "_compiles_with", compiles_with)
+    for f in (xla._accepted, xla._both_accepted):
+        f.cache_clear()
+    try:
+        assert xla.once_compiler_options() is None
+        assert xla.conv_compiler_options() == xla._YNN
+        assert len(tried) == 3   # both together once, then each set once
+    finally:
+        for f in (xla._accepted, xla._both_accepted):
+            f.cache_clear()
 
 
 def _library_fusions(jitted, model, tx, batch):
