@@ -253,7 +253,7 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
     if train_state is None:
         first = arrays[0] if arrays is not None else next(iter(data))[0]
         spec = jax.ShapeDtypeStruct((batch_size,) + tuple(first.shape[1:]), first.dtype)
-        key = jax.random.key(seed) if key is None else key
+        key = seed if key is None else key   # TrainState.create makes jax.random.key(seed)
         train_state = TrainState.create(model, trainer.tx, key, spec)
     ts = train_state if sharded is None else sharded.dist.put_state(train_state)
     trainer.train_state = ts

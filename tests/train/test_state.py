@@ -28,6 +28,27 @@ def test_create_in_one_computation_equals_the_step_by_step_state():
     assert float(jnp.std(one.params["0_conv"]["kernel"])) > 0   # really random, not zeros
 
 
+def _leaves(ts):
+    return [np.asarray(jax.random.key_data(u) if jnp.issubdtype(u.dtype, jax.dtypes.prng_key) else u)
+            for u in jax.tree_util.tree_leaves(ts)]
+
+
+def test_an_int_seed_makes_the_state_of_jax_random_key_of_that_seed():
+    """``create(..., seed)`` (the key made inside the compiled create) is the state of
+    ``create(..., jax.random.key(seed))``, over the int32 range and past it."""
+    model = fl.Sequential([L.Dense(3), fl.relu, L.Dense(2)])
+    spec = jax.ShapeDtypeStruct((2, 4), jnp.float32)
+    for seed in (0, 7, -1, 2 ** 31 - 1, 2 ** 31, 2 ** 40, np.int64(5)):
+        by_seed = TrainState.create(model, optax.adam(1e-3), seed, spec)
+        by_key = TrainState.create(model, optax.adam(1e-3), jax.random.key(seed), spec)
+        for u, v in zip(_leaves(by_seed), _leaves(by_key)):
+            np.testing.assert_array_equal(u, v, err_msg=f"seed {seed}")
+    one = TrainState.create(model, _Unhashable(optax.sgd(0.1)), 3, spec)   # the step-by-step path
+    two = TrainState.create(model, optax.sgd(0.1), jax.random.key(3), spec)
+    for u, v in zip(_leaves(one.params), _leaves(two.params)):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_given_params_are_kept_and_an_unhashable_optimizer_still_works():
     model = fl.Sequential([L.Dense(3)])
     spec = jax.ShapeDtypeStruct((2, 4), jnp.float32)
