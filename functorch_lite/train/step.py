@@ -182,6 +182,9 @@ class _Step:
     def __call__(self, *args):
         return self._fn(*args)
 
+    def lower(self, *args):
+        return self._fn.lower(*args)
+
 
 def make_eval_step(model, loss, *, metrics=("accuracy",)):
     """``eval_step(params, state, batch) -> sums``: the summed loss and metrics of a batch and

@@ -1,4 +1,6 @@
 """fit / train_step / evaluate against hand-written JAX + optax and real MNIST."""
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,6 +8,7 @@ import optax
 import pytest
 
 import functorch_lite as fl
+from functorch_lite.core import xla
 from functorch_lite.train import TrainState, make_train_step
 
 
@@ -211,3 +214,36 @@ def test_element_wise_losses_on_n_by_1_targets_average_like_the_loss_itself():
     h = fl.fit(model, "mse", tx, (x, y), epochs=1, batch_size=50, metrics=None, verbose=0,
                shuffle=False, train_state=ts)
     np.testing.assert_allclose(h.history["loss"][0], float(jnp.mean((pred - y) ** 2)), rtol=1e-5)
+
+
+def test_first_step_compiled_in_the_background_is_the_one_the_first_call_runs():
+    """fit's warm-up compiles the step on a thread for the first host batch; the step's own
+    call then neither traces nor compiles it again (one trace, one XLA compile in all)."""
+    from functorch_lite.train.fit import Trainer, _FirstStepCompile
+    x, y = _toy(64)
+    model = _model()
+    trainer = Trainer(model, "cross_entropy", "adam", ("accuracy",))
+    spec = jax.ShapeDtypeStruct((32, 6), jnp.float32)
+    names = []
+    xla.once_compiler_options()   # its one-off probe compile happens here, not in the window below
+
+    def listen(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(threading.current_thread().name)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        warm = _FirstStepCompile.start(trainer, model, 5, spec, (x, y), 32)
+        warm.lowered()
+        warm.join()
+        assert trainer.train_step.compiles.count == 1   # traced by the warm-up thread
+        compiled_by_warm_up = list(names)
+        ts = TrainState.create(model, trainer.tx, 5, spec)
+        del names[:]
+        ts, logs = trainer.train_step(ts, (x[:32], y[:32]))
+        jax.block_until_ready(ts)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiled_by_warm_up == ["fit: first step's compile"]
+    assert trainer.train_step.compiles.count == 1 and names == [], names   # the call reused it
+    h = fl.fit(_model(), "cross_entropy", "adam", (x, y), batch_size=32, verbose=0)
+    assert h.compiles.count == 1, h.compiles.reasons
