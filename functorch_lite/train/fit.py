@@ -260,13 +260,16 @@ def fit(model, loss, optimizer, data, *, epochs: int = 1, batch_size: int = 32, 
                 and _host_batches(arrays):
             warm = _FirstStepCompile.start(trainer, model, key, spec, arrays, batch_size)
             warm.lowered()
-        train_state = TrainState.create(model, trainer.tx, key, spec)
-    ts = train_state if sharded is None else sharded.dist.put_state(train_state)
-    trainer.train_state = ts
-    first_batch = arrays if arrays is not None else next(iter(data))
-    check_targets(model, trainer.loss, first_batch[0], first_batch[1])
-    if warm is not None:
-        warm.join()
+    try:
+        if train_state is None:
+            train_state = TrainState.create(model, trainer.tx, key, spec)
+        ts = train_state if sharded is None else sharded.dist.put_state(train_state)
+        trainer.train_state = ts
+        first_batch = arrays if arrays is not None else next(iter(data))
+        check_targets(model, trainer.loss, first_batch[0], first_batch[1])
+    finally:   # also when a check fails: no compile left running behind the caller's back
+        if warm is not None:
+            warm.join()
     rng = np.random.default_rng(seed)
     if arrays is None:
         dev = None

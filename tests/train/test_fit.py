@@ -247,3 +247,10 @@ def test_first_step_compiled_in_the_background_is_the_one_the_first_call_runs():
     assert trainer.train_step.compiles.count == 1 and names == [], names   # the call reused it
     h = fl.fit(_model(), "cross_entropy", "adam", (x, y), batch_size=32, verbose=0)
     assert h.compiles.count == 1, h.compiles.reasons
+
+
+def test_a_failed_input_check_leaves_no_compile_running():
+    x, y = _toy(64)
+    with pytest.raises(Exception, match="out of range|class"):
+        fl.fit(_model(), "cross_entropy", "adam", (x, y + 7), batch_size=32, verbose=0)
+    assert not [t for t in threading.enumerate() if t.name == "fit: first step's compile"]
