@@ -40,10 +40,7 @@ class TrainState:
         spec = as_spec(spec)
         key = _seed_or_key(key)
         if params is None and state is None and not isinstance(key, jax.core.Tracer):
-            try:
-                make = _jitted_create(cls, model, optimizer, spec)
-            except TypeError:     # an unhashable model or optimizer: step by step below
-                make = None
+            make = _jitted_create_or_none(cls, model, optimizer, spec)
             if make is not None:
                 return make(key)
         init_key, rng = jax.random.split(_as_key(key))
@@ -60,9 +57,8 @@ class TrainState:
         (traced, not run; the trace is the one ``create`` then compiles)."""
         spec = as_spec(spec)
         key = _seed_or_key(key)
-        try:
-            make = _jitted_create(cls, model, optimizer, spec)
-        except TypeError:     # an unhashable model or optimizer: create's step-by-step path
+        make = _jitted_create_or_none(cls, model, optimizer, spec)
+        if make is None:     # create's step-by-step path
             return jax.eval_shape(lambda k: cls.create(model, optimizer, k, spec), key)
         return make.eval_shape(key)
 
@@ -103,3 +99,11 @@ def _as_key(key):
 @functools.lru_cache(maxsize=32)
 def _jitted_create(cls, model, optimizer, spec):
     return xla.jit(functools.partial(cls._create_traced, model, optimizer, spec), once=True)
+
+
+def _jitted_create_or_none(cls, model, optimizer, spec):
+    """The one compiled create, or None for an unhashable model or optimizer (step by step)."""
+    try:
+        return _jitted_create(cls, model, optimizer, spec)
+    except TypeError:
+        return None
