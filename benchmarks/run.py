@@ -100,6 +100,15 @@ def summarize(model, name, results, peak, rounds=1):
             "note": f"median of {len(mine)} rounds" if rounds > 1 else ""}
 
 
+def _per_example(malloc: str, timeout: int) -> dict:
+    """benchmarks/per_example.py in its own process, with FUNCTORCH_LITE_CPU_MALLOC=malloc."""
+    pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example", "--malloc", malloc],
+                        capture_output=True, text=True, timeout=timeout)
+    out = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
+    print(f"per-example gradients (CNN, batch 128, FUNCTORCH_LITE_CPU_MALLOC={malloc}):", out, flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["mlp", "cnn"])
@@ -130,11 +139,9 @@ def main(argv=None):
                 results.append(r)
     rows = [summarize(model, name, [r for r in results if r["model"] == model], peak, args.rounds)
             for model in args.models for name in (args.only or ORDER)]
-    pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example"], capture_output=True, text=True,
-                        timeout=args.timeout)
-    per_example = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
-    print("per-example gradients (CNN, batch 128):", per_example)
-    write_report(args.report, rows, {"matmul_gflops": peak, "per_example": per_example, "raw": results,
+    per_example = {mode: _per_example(mode, args.timeout) for mode in ("1", "one_arena")}
+    write_report(args.report, rows, {"matmul_gflops": peak, "per_example": per_example["1"],
+                                     "per_example_one_arena": per_example["one_arena"], "raw": results,
                                  "args": vars(args),
                                  "flops_per_sample": {m: model_flops_per_sample(m) for m in args.models}})
 

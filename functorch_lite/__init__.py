@@ -27,6 +27,9 @@ from .transforms import (ensemble, functional_call, grad, grad_and_value, hessia
                          init_ensemble, jacfwd, jacrev, jit, jvp, per_example_grads, stack_params,
                          unstack_params, value_and_grad, vjp, vmap)
 
+# FUNCTORCH_LITE_CPU_MALLOC=one_arena must reach glibc before JAX starts its threads (core/xla.py)
+core.xla.tune_host_allocator_at_import()
+
 __version__ = "0.1.0"
 
 _LAZY = {"keras", "torch", "torchvision"}

@@ -385,6 +385,9 @@ def per_example_grads(loss_fn: Callable, params, *batch, argnums=0, has_aux: boo
     result has a leading batch axis; ``(grads, aux)`` with ``has_aux``. ``argnums`` counts
     ``params`` as 0 and the batch arrays from 1. While the loss is traced, Dense and Conv use
     weight-gradient rules with the same values that XLA batches well (``layers/per_example.py``).
+    On CPU, a result over 64 MB (a big Dense kernel per example) is page-faulted in on every
+    call unless ``FUNCTORCH_LITE_CPU_MALLOC=one_arena`` is set (``core/xla.py``: the MNIST CNN's
+    per-example gradients took 48-50 ms with it, 74-93 ms without).
     """
     call = _describe("per_example_grads", loss_fn, **_options(argnums=argnums, has_aux=has_aux))
     _check_argnums(call, argnums)

@@ -36,6 +36,19 @@ allocator alone; it is also left alone where it is not glibc, or where you chose
 (``MALLOC_*`` variables, ``GLIBC_TUNABLES`` with ``glibc.malloc``, or jemalloc / tcmalloc /
 mimalloc in ``LD_PRELOAD``).
 
+The thresholds cannot help a buffer over 64 MB that a worker thread allocates: glibc's thread
+arenas grow in heaps of at most 64 MB, so it is mapped from the kernel and unmapped again on every
+call whatever the thresholds.  XLA:CPU allocates a computation's results on its worker threads,
+and the MNIST CNN's per-example gradients (batch 128) hold one of 205 MB (fc1's kernel, one per
+example): ~50,000-65,000 page faults and 74-93 ms per call (2026-12-03, Intel Xeon, 2 cores).
+``FUNCTORCH_LITE_CPU_MALLOC=one_arena`` also limits glibc to one arena (``M_ARENA_MAX=1``), so
+every thread allocates from the main heap, where the thresholds keep freed memory: 0-4,500
+faults and 48-50 ms per call.  It is not the default because the train steps pay for it: the
+CNN's Adam step ran 26.2-28.0 instead of 22.9-23.7 ms (perf: threads waiting on the one arena's
+lock in ``malloc``), ``fit`` 4267-4522 instead of 4869-4962 samples/s.  A thread picks its arena
+at its first ``malloc``, so ``import functorch_lite`` applies this mode, before JAX starts
+XLA:CPU's threads; imported after the first JAX computation, it warns that it came too late.
+
 :func:`train_chunks` says into how many pieces a train step runs its batch (per-example
 convolutional models on CPU: pieces of at least 32 examples, at most 2; measurements there).
 """
@@ -51,8 +64,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from .errors import ConfigError
+
 __all__ = ["conv_compiler_options", "once_compiler_options", "uses_convolution",
-           "compiler_options_for", "jit", "tune_host_allocator", "train_chunks", "splittable"]
+           "compiler_options_for", "jit", "tune_host_allocator", "tune_host_allocator_at_import",
+           "malloc_mode", "train_chunks", "splittable"]
 
 _YNN = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 _ONCE = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": False}
@@ -190,12 +206,26 @@ def compiler_options_for(module: Any) -> dict[str, str] | None:
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values measured above
 _MALLOPT = {"M_TRIM_THRESHOLD": (-1, 256 << 20), "M_MMAP_THRESHOLD": (-3, 256 << 20)}
+#: ``FUNCTORCH_LITE_CPU_MALLOC=one_arena`` adds this: every thread allocates from glibc's main
+#: arena (see the module docstring)
+_ONE_ARENA = {"M_ARENA_MAX": (-8, 1)}
+_MALLOC_MODES = ("1", "0", "one_arena")
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+
+
+def malloc_mode(env=None) -> str:
+    """``FUNCTORCH_LITE_CPU_MALLOC``: ``'1'`` (the default: the thresholds), ``'0'`` (leave
+    glibc alone) or ``'one_arena'`` (the thresholds and one malloc arena)."""
+    mode = (os.environ if env is None else env).get("FUNCTORCH_LITE_CPU_MALLOC", "1")
+    if mode not in _MALLOC_MODES:
+        raise ConfigError(f"FUNCTORCH_LITE_CPU_MALLOC expected one of {list(_MALLOC_MODES)}, "
+                          f"got {mode!r}")
+    return mode
 
 
 def _user_chose_allocator(env) -> str | None:
     """Why the allocator is the user's to configure (None when it is not)."""
-    if env.get("FUNCTORCH_LITE_CPU_MALLOC", "1") == "0":
+    if malloc_mode(env) == "0":
         return "FUNCTORCH_LITE_CPU_MALLOC=0"
     mine = sorted(k for k in env if k.startswith("MALLOC_"))
     if mine:
@@ -231,10 +261,33 @@ def tune_host_allocator() -> tuple[bool, str]:
     libc = _glibc()
     if libc is None:
         return False, "not glibc"
-    done = [name for name, (param, value) in _MALLOPT.items() if libc.mallopt(param, value) == 1]
-    if len(done) != len(_MALLOPT):
+    params = {**_MALLOPT, **(_ONE_ARENA if malloc_mode() == "one_arena" else {})}
+    done = [name for name, (param, value) in params.items() if libc.mallopt(param, value) == 1]
+    if len(done) != len(params):
         return False, f"mallopt accepted only {done}"
-    return True, ", ".join(f"{k}={v >> 20} MB" for k, (_, v) in _MALLOPT.items())
+    return True, ", ".join(f"{k}={v >> 20} MB" if k in _MALLOPT else f"{k}={v}"
+                           for k, (_, v) in params.items())
+
+
+def tune_host_allocator_at_import() -> None:
+    """``FUNCTORCH_LITE_CPU_MALLOC=one_arena`` has to reach glibc before JAX starts XLA:CPU's
+    threads (a thread picks its arena at its first ``malloc``), so ``import functorch_lite``
+    applies it; the default thresholds wait for the first compiled CPU call."""
+    if malloc_mode() != "one_arena":
+        return
+    if _jax_backends_started():
+        import warnings
+        warnings.warn("FUNCTORCH_LITE_CPU_MALLOC=one_arena: JAX had already started its "
+                      "backends when functorch_lite was imported, so the threads it started "
+                      "keep their own malloc arenas; import functorch_lite before the first "
+                      "JAX computation", RuntimeWarning, stacklevel=3)
+    tune_host_allocator()
+
+
+def _jax_backends_started() -> bool:
+    from jax._src import xla_bridge
+    started = getattr(xla_bridge, "backends_are_initialized", None)
+    return bool(started and started())
 
 
 def jit(fn: Callable, *, convolutions: bool = False, once: bool = False, **kwargs):
