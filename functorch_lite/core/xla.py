@@ -59,6 +59,7 @@ import dataclasses
 import functools
 import os
 import sys
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -276,7 +277,6 @@ def tune_host_allocator_at_import() -> None:
     if malloc_mode() != "one_arena":
         return
     if _jax_backends_started():
-        import warnings
         warnings.warn("FUNCTORCH_LITE_CPU_MALLOC=one_arena: JAX had already started its "
                       "backends when functorch_lite was imported, so the threads it started "
                       "keep their own malloc arenas; import functorch_lite before the first "
