@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -51,7 +52,6 @@ def main(argv=None):
                     help="FUNCTORCH_LITE_CPU_MALLOC for this process (default: as set, else 1)")
     args = ap.parse_args(argv)
     if args.malloc is not None:
-        import os
         os.environ["FUNCTORCH_LITE_CPU_MALLOC"] = args.malloc
     import jax
     import jax.numpy as jnp
@@ -76,7 +76,7 @@ def main(argv=None):
     try:
         import torch
         from torch.func import functional_call, grad, vmap
-        torch.set_num_threads(__import__("os").cpu_count())
+        torch.set_num_threads(os.cpu_count())
 
         class CNN(torch.nn.Module):
             def __init__(self):

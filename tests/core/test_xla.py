@@ -222,6 +222,17 @@ def test_tune_host_allocator_sets_the_mmap_and_trim_thresholds_once(monkeypatch)
         xla.tune_host_allocator.cache_clear()
 
 
+def _faults_per_call(script: str, malloc_mode: str) -> float:
+    """The page faults per call that ``script`` prints, run in a fresh process with
+    ``FUNCTORCH_LITE_CPU_MALLOC=malloc_mode`` and none of the caller's ``MALLOC_*`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(FUNCTORCH_LITE_CPU_MALLOC=malloc_mode, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return float(out.stdout.split()[-1])
+
+
 _FAULTS = """
 import resource
 import jax.numpy as jnp
@@ -241,17 +252,11 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 10)
 def test_compiled_cpu_calls_reuse_their_large_buffers_instead_of_faulting_them_in():
     # each call's 16 MB temporaries: glibc would give them back to the kernel on free, and the
     # next call would page-fault them in again (the MNIST CNN step: ~10,700 faults, 25% of it)
-    def faults(**env):
-        e = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-        e.update(env, JAX_PLATFORMS="cpu")
-        out = subprocess.run([sys.executable, "-c", _FAULTS], env=e, capture_output=True, text=True,
-                             timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        return float(out.stdout.split()[-1])
-    untuned = faults(FUNCTORCH_LITE_CPU_MALLOC="0")
+    untuned = _faults_per_call(_FAULTS, "0")
     if untuned < 500:
         pytest.skip(f"this allocator already reuses the buffers ({untuned} faults per call)")
-    assert faults() < untuned / 3   # measured: 0-634 against 2,900-4,300 per call
+    # measured: 0-634 against 2,900-4,300 per call
+    assert _faults_per_call(_FAULTS, "1") < untuned / 3
 
 
 # ------------------------------------------------------------------ one malloc arena (opt-in)
@@ -323,14 +328,8 @@ def test_one_arena_reuses_a_result_too_big_for_a_worker_threads_arena():
     # glibc's thread arenas hold at most 64 MB per heap: a bigger buffer is mmapped and unmapped
     # on every call whatever the thresholds (XLA:CPU's 205 MB result of the MNIST CNN's
     # per-example gradients: ~50,000 faults per call; 0-4,500 with one arena)
-    def faults(mode):
-        e = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-        e.update(FUNCTORCH_LITE_CPU_MALLOC=mode, JAX_PLATFORMS="cpu")
-        out = subprocess.run([sys.executable, "-c", _BIG_OUTPUT], env=e, capture_output=True,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        return float(out.stdout.split()[-1])
-    default = faults("1")
+    default = _faults_per_call(_BIG_OUTPUT, "1")
     if default < 5000:
         pytest.skip(f"this allocator already reuses the result ({default} faults per call)")
-    assert faults("one_arena") < default / 10   # measured: 0 against 24,577 (96 MB / 4 KB)
+    # measured: 0 against 24,577 (96 MB / 4 KB)
+    assert _faults_per_call(_BIG_OUTPUT, "one_arena") < default / 10
