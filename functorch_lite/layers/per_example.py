@@ -24,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import itertools
 import math
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from . import shifted_conv
 
 __all__ = ["rules", "active", "dense", "conv"]
 
@@ -108,20 +109,14 @@ def _kernel_grad(x, g, window, cfg, channels_last):
     if not channels_last:
         x, g = jnp.moveaxis(x, 1, -1), jnp.moveaxis(g, 1, -1)
     xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
-    out = g.shape[1:-1]
+    parts = shifted_conv.windows(xp, window, g.shape[1:-1], strides, dilation)
     c, f = x.shape[-1], g.shape[-1]
-
-    def shifted(offset):
-        return xp[(slice(None),) + tuple(
-            slice(o * d, o * d + (size - 1) * s + 1, s)
-            for o, d, size, s in zip(offset, dilation, out, strides)) + (slice(None),)]
-    offsets = list(itertools.product(*(range(k) for k in window)))
     gf = g.reshape(-1, f)
     if c < PATCHES_BELOW_CHANNELS:
-        patches = jnp.stack([shifted(o) for o in offsets], axis=-2).reshape(-1, len(offsets) * c)
+        patches = jnp.stack(parts, axis=-2).reshape(-1, len(parts) * c)
         gw = jnp.einsum("pk,pf->kf", patches, gf)
     else:
-        gw = jnp.stack([jnp.einsum("pc,pf->cf", shifted(o).reshape(-1, c), gf) for o in offsets])
+        gw = jnp.stack([jnp.einsum("pc,pf->cf", p.reshape(-1, c), gf) for p in parts])
     gw = gw.reshape(tuple(window) + (c, f))
     if not channels_last:  # (*window, C, F) -> (F, C, *window)
         n = len(window)
@@ -154,17 +149,19 @@ def conv(x, w, *, strides, padding, dilation, dimension_numbers, groups, channel
 
     ``padding``: 'SAME', 'VALID' or (low, high) pairs, as the Conv layer normalises it.
     """
+    n = len(strides)
+    window = w.shape[:n] if channels_last else w.shape[2:]
+    pads = padding
+    if isinstance(pads, str):
+        spatial = x.shape[1:1 + n] if channels_last else x.shape[2:]
+        dilated = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+        pads = lax.padtype_to_pads(spatial, dilated, strides, pads)
+    pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+    cfg = (tuple(strides), pads, tuple(dilation), tuple(dimension_numbers))
+    if shifted_conv.applies(x, w, groups=groups, pads=pads, channels_last=channels_last):
+        return shifted_conv.conv(x, w, cfg)
     if active() and groups == 1 and _floating(x, w):
-        n = len(strides)
-        window = w.shape[:n] if channels_last else w.shape[2:]
-        pads = padding
-        if isinstance(pads, str):
-            spatial = x.shape[1:1 + n] if channels_last else x.shape[2:]
-            dilated = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
-            pads = lax.padtype_to_pads(spatial, dilated, strides, pads)
-        pads = tuple((int(lo), int(hi)) for lo, hi in pads)
         if all(lo >= 0 and hi >= 0 for lo, hi in pads) and math.prod(window):
-            cfg = (tuple(strides), pads, tuple(dilation), tuple(dimension_numbers))
             return _conv(x, w, cfg, channels_last)
     return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
                                     dimension_numbers=dimension_numbers, feature_group_count=groups)

@@ -28,12 +28,16 @@ CONFIGS_2D = [
     (6, 6, 1, 1, 0, 1, 3),
     (3, 4, 3, 2, ((1, 2), (0, 1)), 1, 1),     # asymmetric padding
     (4, 4, (2, 3), (1, 2), ((2, 0), (1, 1)), (1, 2), 2),
+    # one input channel: channels_last runs layers/shifted_conv.py on CPU
+    (1, 5, 3, 1, "same", 1, 1),
+    (1, 3, (2, 3), (2, 1), ((1, 2), (0, 1)), (2, 1), 1),
 ]
 CONFIGS_1D = [
     (3, 4, 4, 1, "same", 1, 1),
     (3, 4, 3, 1, "same", 3, 1),
     (4, 6, 5, 3, 2, 2, 2),
     (3, 2, 3, 2, ((2, 1),), 1, 1),
+    (1, 4, 5, 1, "same", 2, 1),
 ]
 
 
@@ -137,9 +141,10 @@ def test_gradients_match_finite_differences(x64, rng, layout, kw, order):
                 atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cin,groups", [(4, 2), (1, 1)])     # 1: shifted windows on CPU
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
-def test_parameter_gradients_match_torch_autograd(torch, rng, layout):
-    cin, cout, groups, dilation, stride = 4, 6, 2, (2, 1), (1, 2)
+def test_parameter_gradients_match_torch_autograd(torch, rng, layout, cin, groups):
+    cout, dilation, stride = 6, (2, 1), (1, 2)
     _, x, w, b = _case(rng, 2, cin, cout, 3, groups)
     wt = torch.from_numpy(w).requires_grad_()
     bt = torch.from_numpy(b).requires_grad_()
