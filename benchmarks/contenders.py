@@ -326,10 +326,18 @@ def run_equinox(model_name, x, y, xs, ys, epochs, clock):
             clock.acc_after_first = float((np.asarray(logits).argmax(-1) == ys).mean())
 
 
+def run_fl_fit_lax_conv(*a):
+    """``fl_fit`` with every convolution left to ``lax.conv`` (layers/shifted_conv.py off): the
+    A/B of the CPU conv lowering, in the same suite run."""
+    os.environ["FUNCTORCH_LITE_CONV_LOWERING"] = "lax"
+    run_fl_fit(*a)
+
+
 CONTENDERS = {
     "raw_jax_step": lambda *a: run_raw(*a, scan=False),
     "raw_jax_scan": lambda *a: run_raw(*a, scan=True),
     "fl_fit": run_fl_fit,
+    "fl_fit_lax_conv": run_fl_fit_lax_conv,
     "fl_keras": lambda *a: run_keras(False, *a),
     "fl_torch": lambda *a: run_torch(False, *a),
     "keras3_jax": lambda *a: run_keras(True, *a),

@@ -5,16 +5,20 @@
 Variants of the same jitted Adam train step of ``nets.cnn()`` (and its parts), timed
 interleaved (best of ``reps`` rounds of 20 calls each):
   default       XLA's default compiler options, ``lax.conv`` for every convolution
-  library       the conv options of ``functorch_lite.core.xla`` (XLA:CPU's YNNPACK dots)
-(Tried and not shipped: the one-input-channel conv1 as a sum of 9 shifted slices with lax.conv's
-derivatives through a custom JVP: its forward ran 0.6 ms against 2.5 ms, but the whole step got
-slower, 88 ms against 64.5 ms in the same run.)
+  library_lax   the conv options of ``functorch_lite.core.xla`` (XLA:CPU's YNNPACK dots),
+                ``lax.conv`` for every convolution (FUNCTORCH_LITE_CONV_LOWERING=lax)
+  library       what ships on CPU: those options, and the one-input-channel conv1 as a sum of
+                9 shifted windows whose kernel derivative is one patches dot
+                (``functorch_lite/layers/shifted_conv.py``)
+(Tried before and not shipped: the same forward with lax.conv's own derivatives through the
+custom JVP, whose kernel gradient stayed a convolution: 88 ms against 64.5 ms.)
 Also the losses of the variants after 3 steps (they must agree to float rounding).
 Results: ``benchmarks/results/conv_lowering.{md,json}``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import jax
@@ -24,6 +28,7 @@ import optax
 
 import nets
 from functorch_lite.core import xla
+from functorch_lite.layers import shifted_conv
 from functorch_lite.train.state import TrainState
 from functorch_lite.train.step import make_train_step
 
@@ -42,8 +47,9 @@ def _time(f, reps, n=20):
     return best * 1e3
 
 
-def _step_runner(options, batch):
-    """A fresh train step of the CNN compiled with ``options``."""
+def _step_runner(variant, batch):
+    """A fresh train step of the CNN compiled with ``variant = (options, lowering)``."""
+    options, lowering = variant
     model = nets.cnn()
     step = make_train_step(model, "cross_entropy", optax.adam(1e-3))
     fn = jax.jit(step.raw, donate_argnums=0, compiler_options=options)
@@ -53,21 +59,35 @@ def _step_runner(options, batch):
     def run():
         holder[0], logs = fn(holder[0], batch)
         return logs
+    old = os.environ.get("FUNCTORCH_LITE_CONV_LOWERING")
+    os.environ["FUNCTORCH_LITE_CONV_LOWERING"] = lowering      # read while tracing
+    try:
+        run()
+    finally:
+        os.environ.pop("FUNCTORCH_LITE_CONV_LOWERING")
+        if old is not None:
+            os.environ["FUNCTORCH_LITE_CONV_LOWERING"] = old
     return run
 
 
-def _parts(options, batch_size):
+def _parts(variant, batch_size):
+    options, lowering = variant
     k = jax.random.key(0)
     dn = ("NHWC", "HWIO", "NHWC")
-    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+    lax_conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+    cfg = ((1, 1), ((1, 1), (1, 1)), (1, 1), jax.lax.conv_dimension_numbers(
+        (1, 1, 1, 1), (1, 1, 1, 1), dn))
     out = {}
     for name, cin, cout, hw in (("conv1", 1, 32, 28), ("conv2", 32, 64, 14)):
         x = jax.random.normal(k, (batch_size, hw, hw, cin))
         w = jax.random.normal(k, (3, 3, cin, cout))
         dy = jnp.ones((batch_size, hw, hw, cout))
-        fns = {"fwd": (lambda x, w, dy: conv(x, w)),
-               "kernel grad": (lambda x, w, dy: jax.vjp(lambda w: conv(x, w), w)[1](dy)),
-               "input grad": (lambda x, w, dy: jax.vjp(lambda x: conv(x, w), x)[1](dy))}
+        conv = (lambda x, w: shifted_conv.conv(x, w, cfg)) if (
+            lowering == "auto" and shifted_conv.applies(x, w, groups=1, pads=cfg[1],
+                                                        channels_last=True)) else lax_conv
+        fns = {"fwd": (lambda x, w, dy, conv=conv: conv(x, w)),
+               "kernel grad": (lambda x, w, dy, conv=conv: jax.vjp(lambda w: conv(x, w), w)[1](dy)),
+               "input grad": (lambda x, w, dy, conv=conv: jax.vjp(lambda x: conv(x, w), x)[1](dy))}
         for part, f in fns.items():
             jf = jax.jit(f, compiler_options=options)
             out[f"{name} {part}"] = lambda jf=jf, x=x, w=w, dy=dy: jf(x, w, dy)
@@ -83,12 +103,12 @@ def main(argv=None):
     batch = (jnp.asarray(rng.standard_normal((args.batch, 28, 28, 1), dtype=np.float32)),
              jnp.asarray(rng.integers(0, 10, args.batch).astype(np.int32)))
     lib = xla.conv_compiler_options()
-    variants = {"default": None, "library": lib}
+    variants = {"default": (None, "lax"), "library_lax": (lib, "lax"), "library": (lib, "auto")}
     steps = {name: _step_runner(o, batch) for name, o in variants.items()}
     losses = {}
     for name in steps:                # 3 steps from the same init: the variants agree
-        fresh = _step_runner(variants[name], batch)
-        for _ in range(3):
+        fresh = _step_runner(variants[name], batch)      # its first step ran in the trace
+        for _ in range(2):
             logs = fresh()
         losses[name] = float(logs["loss"])
     times = {name: [] for name in steps}
@@ -99,7 +119,7 @@ def main(argv=None):
     parts = {name: _parts(o, args.batch) for name, o in variants.items()}
     for part in parts["default"]:
         row = {"what": part}
-        for name in ("default", "library"):
+        for name in variants:
             row[name] = round(_time(parts[name][part], args.reps), 2)
         rows.append(row)
     print("losses after 3 steps:", losses)
