@@ -16,10 +16,14 @@ tangent). Forward mode, second order and ``vmap`` work as for any JAX function.
 
 Used only on the CPU backend (GPU and TPU keep ``lax.conv``, their fast path), for groups=1,
 channels-last layers (channels-first measured slower, a 61 -> 72 ms step), no negative
-padding, and at most :data:`MAX_CHANNELS` input channels, where it measured faster. ``FUNCTORCH_LITE_CONV_LOWERING=lax`` turns it off (for A/B runs), read at trace time.
+padding, and at most :data:`MAX_CHANNELS` input channels, where it measured faster. ``FUNCTORCH_LITE_CONV_LOWERING=lax`` turns it off (for A/B runs), read at trace time;
+:func:`disabled` turns it off for what is traced inside it (the torch adapter's compiled
+training graph, where it measured slower: see there).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import os
@@ -29,7 +33,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-__all__ = ["applies", "conv", "windows", "MAX_CHANNELS"]
+__all__ = ["applies", "conv", "disabled", "windows", "MAX_CHANNELS"]
+
+_OFF = contextvars.ContextVar("functorch_lite_shifted_conv_off", default=False)
 
 #: input channels up to which the shifted-window forward is used on CPU (measured for the
 #: MNIST CNN's conv1 shapes in ``benchmarks/conv_lowering.py``)
@@ -47,9 +53,19 @@ def windows(xp, window, out, strides, dilation):
     return [one(o) for o in itertools.product(*(range(k) for k in window))]
 
 
+@contextlib.contextmanager
+def disabled():
+    """Trace the convolutions inside this block as ``lax.conv`` (a trace-time switch)."""
+    token = _OFF.set(True)
+    try:
+        yield
+    finally:
+        _OFF.reset(token)
+
+
 def applies(x, w, *, groups, pads, channels_last) -> bool:
     """Whether :func:`conv` is the faster lowering here (see the module docstring)."""
-    if os.environ.get("FUNCTORCH_LITE_CONV_LOWERING", "auto") == "lax":
+    if _OFF.get() or os.environ.get("FUNCTORCH_LITE_CONV_LOWERING", "auto") == "lax":
         return False
     if jax.default_backend() != "cpu" or groups != 1 or not channels_last:
         return False
