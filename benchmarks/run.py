@@ -25,8 +25,8 @@ from statistics import median
 
 from .common import machine, write_report
 
-ORDER = ["raw_jax_step", "raw_jax_scan", "fl_fit", "fl_fit_lax_conv", "fl_keras", "fl_torch", "keras3_jax",
-         "torch_eager", "flax_nnx", "equinox"]
+ORDER = ["raw_jax_step", "raw_jax_scan", "fl_fit", "fl_fit_lax_conv", "fl_keras", "fl_torch",
+         "keras3_jax", "torch_eager", "flax_nnx", "equinox"]
 NEEDS = {"keras3_jax": "keras", "torch_eager": "torch", "flax_nnx": "flax", "equinox": "equinox"}
 
 

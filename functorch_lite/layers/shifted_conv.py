@@ -1,10 +1,10 @@
-"""A convolution with few input channels, lowered for XLA:CPU as a sum of shifted windows.
+"""A convolution with one input channel, lowered for XLA:CPU as a sum of shifted windows.
 
 XLA:CPU runs a convolution with one input channel (conv1 of the MNIST CNN: 1 -> 32 channels,
-3x3) at ~20 GFLOP/s: 2.6-2.8 ms of a 25 ms train step at batch 128, where the same
-multiply-adds written as 9 shifted slices of the input, each times one row of the kernel,
-take 0.57 ms (``benchmarks/conv_lowering.py``). Plain autodiff of that sum is slow (its kernel
-gradient is 9 elementwise products reduced over the batch: the step went 25 -> 62 ms), so the
+3x3, batch 128) at ~20 GFLOP/s, 2.55 ms, where the same multiply-adds written as 9 shifted
+slices of the input, each times one row of the kernel, take 0.59 ms
+(``benchmarks/conv_lowering.py``). Plain autodiff of that sum is slow (its kernel gradient is
+9 elementwise products reduced over the batch: the step went 25 -> 62 ms), so the
 derivatives are a custom JVP that is linear in the tangents:
 
     d conv(x, w) = lax.conv(dx, w) + patches(x) @ dw
@@ -14,11 +14,12 @@ an input of ``c`` channels are ``prod(window) * c`` wide) and the input gradient
 ``lax.conv``'s own transpose, not computed at all when the input is data (a symbolic zero
 tangent). Forward mode, second order and ``vmap`` work as for any JAX function.
 
-Used only on the CPU backend (GPU and TPU keep ``lax.conv``, their fast path), for groups=1,
-channels-last layers (channels-first measured slower, a 61 -> 72 ms step), no negative
-padding, and at most :data:`MAX_CHANNELS` input channels, where it measured faster. ``FUNCTORCH_LITE_CONV_LOWERING=lax`` turns it off (for A/B runs), read at trace time;
+Used only on the CPU backend (GPU and TPU keep ``lax.conv``, their fast path), for float32 and
+float64, groups=1, channels-last layers (channels-first measured slower, a 61 -> 72 ms step),
+no negative padding and at most :data:`MAX_CHANNELS` input channels, where it measured faster.
+``FUNCTORCH_LITE_CONV_LOWERING=lax`` turns it off (for A/B runs), read at trace time;
 :func:`disabled` turns it off for what is traced inside it (the torch adapter's compiled
-training graph, where it measured slower: see there).
+training graphs, where it measured slower: see ``torch/graph.py``).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def applies(x, w, *, groups, pads, channels_last) -> bool:
         return False
     if jax.default_backend() != "cpu" or groups != 1 or not channels_last:
         return False
-    if not all(jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in (x, w)):
+    if jnp.result_type(x, w) not in (jnp.float32, jnp.float64):  # no low-precision sums
         return False
     return (x.shape[-1] <= MAX_CHANNELS and all(lo >= 0 and hi >= 0 for lo, hi in pads)
             and w.size > 0)

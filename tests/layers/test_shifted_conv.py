@@ -107,6 +107,7 @@ def test_where_it_applies(monkeypatch):
     assert not shifted_conv.applies(x1, w1, **{**kw, "channels_last": False})
     assert not shifted_conv.applies(x1, w1, **{**kw, "pads": ((-1, 1), (1, 1))})
     assert not shifted_conv.applies(x1.astype(jnp.int32), w1.astype(jnp.int32), **kw)
+    assert not shifted_conv.applies(x1.astype(jnp.bfloat16), w1.astype(jnp.bfloat16), **kw)
     with shifted_conv.disabled():                  # the torch adapter's training graphs
         assert not shifted_conv.applies(x1, w1, **kw)
     assert shifted_conv.applies(x1, w1, **kw) == (jax.default_backend() == "cpu")
