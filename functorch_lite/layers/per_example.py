@@ -97,19 +97,11 @@ def dense(x, w, io: bool = True):
 
 
 # ------------------------------------------------------------------------------------ Conv
-def _lax_conv(x, w, cfg):
-    strides, pads, dilation, dn = cfg
-    return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
-                                    dimension_numbers=dn)
-
-
 def _kernel_grad(x, g, window, cfg, channels_last):
     """d(sum(g * conv(x, w)))/dw for groups=1, as dots over the shifted input windows."""
-    strides, pads, dilation, _ = cfg
     if not channels_last:
         x, g = jnp.moveaxis(x, 1, -1), jnp.moveaxis(g, 1, -1)
-    xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
-    parts = shifted_conv.windows(xp, window, g.shape[1:-1], strides, dilation)
+    parts = shifted_conv.padded_windows(x, window, cfg)
     c, f = x.shape[-1], g.shape[-1]
     gf = g.reshape(-1, f)
     if c < PATCHES_BELOW_CHANNELS:
@@ -126,16 +118,17 @@ def _kernel_grad(x, g, window, cfg, channels_last):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv(x, w, cfg, channels_last):
-    return _lax_conv(x, w, cfg)
+    return shifted_conv.lax_conv(x, w, cfg)
 
 
 def _conv_fwd(x, w, cfg, channels_last):
-    return _lax_conv(x, w, cfg), (x, w)
+    return shifted_conv.lax_conv(x, w, cfg), (x, w)
 
 
 def _conv_bwd(cfg, channels_last, res, g):
     x, w = res
-    gx, = jax.linear_transpose(lambda x_: _lax_conv(x_, w, cfg), x)(g)   # no forward rerun
+    # no forward rerun
+    gx, = jax.linear_transpose(lambda x_: shifted_conv.lax_conv(x_, w, cfg), x)(g)
     window = w.shape[:-2] if channels_last else w.shape[2:]
     gw = _kernel_grad(x, g, window, cfg, channels_last)
     return gx, gw.astype(w.dtype)

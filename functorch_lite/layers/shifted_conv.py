@@ -34,7 +34,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-__all__ = ["applies", "conv", "disabled", "windows", "MAX_CHANNELS"]
+__all__ = ["applies", "conv", "disabled", "lax_conv", "padded_windows", "windows",
+           "MAX_CHANNELS"]
 
 _OFF = contextvars.ContextVar("functorch_lite_shifted_conv_off", default=False)
 
@@ -76,13 +77,15 @@ def applies(x, w, *, groups, pads, channels_last) -> bool:
             and w.size > 0)
 
 
-def _lax_conv(x, w, cfg):
+def lax_conv(x, w, cfg):
+    """``lax.conv_general_dilated`` for ``cfg = (strides, pads, dilation, dn)``."""
     strides, pads, dilation, dn = cfg
     return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
                                     dimension_numbers=dn)
 
 
-def _windows_of(x, window, cfg):
+def padded_windows(x, window, cfg):
+    """:func:`windows` of a channels-last ``x`` padded as ``cfg`` says."""
     strides, pads, dilation, _ = cfg
     xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
     out = tuple((size + lo + hi - (k - 1) * d - 1) // s + 1
@@ -93,7 +96,7 @@ def _windows_of(x, window, cfg):
 def _shifted_sum(x, w, cfg):
     """The convolution as ``sum over offsets k and channels c of window_k(x)[..., c] * w[k, c]``
     (x: (batch, *spatial, C), w: (*window, C, F))."""
-    parts = _windows_of(x, w.shape[:-2], cfg)
+    parts = padded_windows(x, w.shape[:-2], cfg)
     c = x.shape[-1]
     rows = w.reshape(-1, c, w.shape[-1])
     total = functools.reduce(jnp.add, (p[..., ci:ci + 1] * rows[k, ci]
@@ -105,7 +108,7 @@ def _patches_times(x, dw, cfg):
     """``patches(x) @ dw``: the convolution's derivative in the kernel as one 2-d dot, so that
     its transpose (the kernel gradient) is one dot, ``patches^T @ g``, too. (Offsets leading
     the patches instead of minor measured 2.5% slower for the CNN step.)"""
-    parts = _windows_of(x, dw.shape[:-2], cfg)
+    parts = padded_windows(x, dw.shape[:-2], cfg)
     patches = jnp.stack(parts, axis=-2)      # (batch, *out, K, C)
     lead, f = patches.shape[:-2], dw.shape[-1]
     y = jnp.dot(patches.reshape(-1, dw.size // f), dw.reshape(-1, f))
@@ -123,7 +126,7 @@ def _conv_jvp(cfg, primals, tangents):
     y = _conv(x, w, cfg)
     dy = None
     if not isinstance(dx, SymbolicZero):
-        dy = _lax_conv(dx, w, cfg)
+        dy = lax_conv(dx, w, cfg)
     if not isinstance(dw, SymbolicZero):
         t = _patches_times(x, dw, cfg)
         dy = t if dy is None else dy + t
