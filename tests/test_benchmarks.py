@@ -36,3 +36,55 @@ def test_a_round_without_fl_fit_gives_no_ratio_for_that_round(monkeypatch):
                {"name": "fl_fit", "model": "mlp", "round": 1, "skipped": "timed out after 1200 s"}]
     row = summarize("mlp", "fl_torch", results, peak=100.0, rounds=2)
     assert row["x fl_fit"] == 0.8 and row["x fl_fit per round"] == "0.800"
+
+
+def _step_variants(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks import step_variants
+    return step_variants
+
+
+def test_step_variants_kernel_gradients_match_the_convolutions(monkeypatch):
+    """Every kernel-gradient formulation the benchmark times computes lax.conv's kernel
+    gradient (a faster wrong answer would prove nothing)."""
+    import jax
+    import numpy as np
+    sv = _step_variants(monkeypatch)
+    x = jax.random.normal(jax.random.key(0), (2, 6, 5, 3))
+    dy = jax.random.normal(jax.random.key(1), (2, 6, 5, 4))
+    fns = sv._kgrad_variants(3, 4)
+    ref = np.asarray(fns["lax"](x, dy))
+    assert ref.shape == (3, 3, 3, 4) and np.abs(ref).max() > 0.1
+    for name, f in fns.items():
+        np.testing.assert_allclose(np.asarray(f(x, dy)), ref, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_step_variants_compute_the_shipped_function(monkeypatch):
+    """relu after the pool gives the CNN's loss and gradients with the same parameters, and the
+    argmax mask is the shipped first-maximum mask, ties included."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import nets
+    from functorch_lite import losses
+    from functorch_lite.layers import pool
+    sv = _step_variants(monkeypatch)
+    a, b = nets.cnn(), sv._cnn_relu_after_pool()
+    pa, _ = a.init(jax.random.key(0), (1, 28, 28, 1))
+    pb, _ = b.init(jax.random.key(1), (1, 28, 28, 1))
+    weighted = ("0_conv", "3_conv", "7_dense", "9_dense")       # the same layers at the same places
+    pb = {k: pa[k] if k in weighted else v for k, v in pb.items()}
+    x = jax.random.normal(jax.random.key(1), (4, 28, 28, 1))
+    y = jnp.arange(4)
+
+    def loss(m):
+        return lambda p: losses.cross_entropy(m.apply(p, {}, x)[0], y)
+    (la, ga), (lb, gb) = jax.value_and_grad(loss(a))(pa), jax.value_and_grad(loss(b))(pb)
+    assert abs(float(la) - float(lb)) < 1e-6
+    for k in weighted:
+        for u, v in zip(jax.tree_util.tree_leaves(ga[k]), jax.tree_util.tree_leaves(gb[k])):
+            np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-7, err_msg=k)
+    z = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, 4, 6, 3)).astype(np.float32))
+    shape, red = (2, 2, 2, 3, 2, 3), (2, 4)
+    ymax = z.reshape(shape).max(axis=red)
+    assert bool(jnp.all(sv._argmax_mask(z, ymax, shape, red) == pool._first_max_mask(z, ymax, shape, red)))

@@ -1,0 +1,189 @@
+"""Alternatives to what ships for the MNIST CNN's train step on XLA:CPU, measured in one process:
+
+    python -m benchmarks.step_variants [--batch 128] [--reps 7]
+
+The record behind the Performance issue's missed "60% of matmul peak" target: each row is a
+change that could have made the step faster, timed interleaved with the shipped step (best of
+``reps`` rounds of 20 calls), with the loss after 3 steps from the same init (the step variants
+compute the same function, so the losses must agree to float rounding).
+
+Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces included):
+  shipped               what ``fit`` compiles (``core.xla.conv_compiler_options()``)
+  relu_after_pool       Conv -> MaxPool -> relu instead of Conv -> relu -> MaxPool: the same values
+                        and gradients (relu is monotone), the relu's mask at a quarter of the size
+  pool_mask_argmax      the max pool's first-maximum mask from one ``argmax`` reduce over each
+                        window instead of the chain of selects (``layers/pool.py``)
+  ynn_convolution       also hand the convolutions themselves to YNNPACK
+                        (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``)
+  onednn                ``xla_cpu_use_onednn``
+conv2's kernel gradient alone (one batch piece: ``--batch // 2`` examples, 14x14x32 -> 64):
+  lax                   what ships: the transpose of ``lax.conv`` (an XLA:CPU convolution)
+  patches_dot           the 9 shifted windows stacked on the channel axis, one dot with K = N*H*W
+  kw_stacked_dots       the 3 horizontal shifts stacked, one dot per kernel row (K = N*H*W)
+  blocked_patches_dot   ``patches_dot`` as 4 batched dots over blocks of examples, then a sum
+  nine_dots             one dot per kernel offset
+Results: ``benchmarks/results/step_variants.{md,json}``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+import nets
+from functorch_lite import layers as L
+from functorch_lite.core import Sequential, xla
+from functorch_lite.layers import pool
+from functorch_lite.layers.activations import relu
+from functorch_lite.train.state import TrainState
+from functorch_lite.train.step import make_train_step
+
+from .common import write_report
+from .conv_lowering import _time
+
+
+def _cnn_relu_after_pool():
+    return Sequential([
+        L.Conv(32, (3, 3), padding="same"), L.MaxPool((2, 2)), relu,
+        L.Conv(64, (3, 3), padding="same"), L.MaxPool((2, 2)), relu,
+        L.Flatten(), L.Dense(128), relu, L.Dense(10)])
+
+
+def _argmax_mask(x, y, shape, red):
+    """``pool._first_max_mask`` as one argmax over each window (its first maximum as well)."""
+    keep = [i for i in range(len(shape)) if i not in red]
+    xt = jnp.transpose(x.reshape(shape), keep + list(red)).reshape([shape[i] for i in keep] + [-1])
+    first = jnp.argmax(xt, axis=-1).astype(jnp.int32)
+    numbers = np.arange(math.prod(shape[r] for r in red), dtype=np.int32).reshape(
+        [shape[i] if i in red else 1 for i in range(len(shape))])
+    return jnp.expand_dims(first, red) == numbers
+
+
+@contextlib.contextmanager
+def _pool_mask(fn):
+    """Trace with ``fn`` as the max pool's mask (read while tracing, restored after)."""
+    old, pool._first_max_mask = pool._first_max_mask, fn
+    try:
+        yield
+    finally:
+        pool._first_max_mask = old
+
+
+def _step(model, options, batch, mask=None):
+    """A fresh jitted Adam step of ``model`` compiled with ``options``; returns ``run()``."""
+    step = make_train_step(model, "cross_entropy", optax.adam(1e-3), jit=False)
+    fn = jax.jit(step, donate_argnums=0, compiler_options=options)
+    holder = [TrainState.create(model, step.tx, jax.random.key(0),
+                                jax.ShapeDtypeStruct(batch[0].shape, batch[0].dtype))]
+
+    def run():
+        holder[0], logs = fn(holder[0], batch)
+        return logs
+    with _pool_mask(mask) if mask else contextlib.nullcontext():
+        run()                          # traced and compiled here
+    return run
+
+
+def _step_variants(batch):
+    lib = xla.conv_compiler_options() or {}
+    ynn_conv = dict(lib)
+    ynn_conv["xla_cpu_experimental_ynn_fusion_type"] = ",".join(
+        [lib.get("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_DOT"),
+         "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"])
+    return {"shipped": lambda: _step(nets.cnn(), lib or None, batch),
+            "relu_after_pool": lambda: _step(_cnn_relu_after_pool(), lib or None, batch),
+            "pool_mask_argmax": lambda: _step(nets.cnn(), lib or None, batch, _argmax_mask),
+            "ynn_convolution": lambda: _step(nets.cnn(), ynn_conv, batch),
+            "onednn": lambda: _step(nets.cnn(), {**lib, "xla_cpu_use_onednn": True}, batch)}
+
+
+def _windows(x):
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
+
+
+def _kgrad_variants(cin, cout):
+    dn = ("NHWC", "HWIO", "NHWC")
+    shape = (3, 3, cin, cout)
+
+    def lax_(x, dy):
+        w = jnp.zeros(shape, x.dtype)
+        return jax.vjp(lambda w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                          dimension_numbers=dn), w)[1](dy)[0]
+
+    def patches_dot(x, dy):
+        p = jnp.concatenate(_windows(x), axis=-1).reshape(-1, 9 * cin)
+        return (p.T @ dy.reshape(-1, cout)).reshape(shape)
+
+    def kw_stacked_dots(x, dy):
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        w_ = x.shape[2]
+        rows = jnp.concatenate([xp[:, :, j:j + w_, :] for j in range(3)], axis=-1)
+        d = dy.reshape(-1, cout)
+        return jnp.stack([rows[:, i:i + x.shape[1]].reshape(-1, 3 * cin).T @ d
+                          for i in range(3)]).reshape(shape)
+
+    def blocked_patches_dot(x, dy, blocks=4):
+        p = jnp.concatenate(_windows(x), axis=-1).reshape(blocks, -1, 9 * cin)
+        d = dy.reshape(blocks, -1, cout)
+        return lax.dot_general(p, d, (((1,), (1,)), ((0,), (0,)))).sum(0).reshape(shape)
+
+    def nine_dots(x, dy):
+        d = dy.reshape(-1, cout)
+        return jnp.stack([s.reshape(-1, cin).T @ d for s in _windows(x)]).reshape(shape)
+    return {"lax": lax_, "patches_dot": patches_dot, "kw_stacked_dots": kw_stacked_dots,
+            "blocked_patches_dot": blocked_patches_dot, "nine_dots": nine_dots}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    batch = (jnp.asarray(rng.standard_normal((args.batch, 28, 28, 1), dtype=np.float32)),
+             jnp.asarray(rng.integers(0, 10, args.batch).astype(np.int32)))
+    makers = _step_variants(batch)
+    steps, losses = {}, {}
+    for name, make in makers.items():
+        steps[name] = make()
+        fresh = make()                 # 3 steps from the same init (its first ran compiling)
+        for _ in range(2):
+            logs = fresh()
+        losses[name] = float(logs["loss"])
+    times = {name: [] for name in steps}
+    for _ in range(args.reps):         # interleaved rounds: load changes hit every variant alike
+        for name, run in steps.items():
+            times[name].append(_time(run, 1))
+    base = min(times["shipped"])
+    rows = [{"what": f"train step: {n}", "ms": round(min(t), 2), "x shipped": round(min(t) / base, 3),
+             "loss after 3 steps": f"{losses[n]:.7g}"} for n, t in times.items()]
+
+    piece = max(1, args.batch // xla.MAX_CHUNKS)
+    x = jax.random.normal(jax.random.key(1), (piece, 14, 14, 32))
+    dy = jax.random.normal(jax.random.key(2), (piece, 14, 14, 64))
+    opts = xla.conv_compiler_options()
+    kfns = {n: jax.jit(f, compiler_options=opts) for n, f in _kgrad_variants(32, 64).items()}
+    ref = kfns["lax"](x, dy)
+    err = {n: float(jnp.max(jnp.abs(f(x, dy) - ref)) / jnp.max(jnp.abs(ref))) for n, f in kfns.items()}
+    ktimes = {n: [] for n in kfns}
+    for _ in range(args.reps):
+        for n, f in kfns.items():
+            ktimes[n].append(_time(lambda f=f: f(x, dy), 1))
+    kbase = min(ktimes["lax"])
+    rows += [{"what": f"conv2 kernel grad ({piece} examples): {n}", "ms": round(min(t), 3),
+              "x shipped": round(min(t) / kbase, 3), "loss after 3 steps": f"rel. err {err[n]:.1e}"}
+             for n, t in ktimes.items()]
+    write_report("step_variants", rows, {"unit": "ms (best of interleaved rounds)",
+                                         "batch": args.batch, "options": opts})
+
+
+if __name__ == "__main__":
+    main()
