@@ -48,6 +48,10 @@ CNN's Adam step ran 26.2-28.0 instead of 22.9-23.7 ms (perf: threads waiting on 
 lock in ``malloc``), ``fit`` 4267-4522 instead of 4869-4962 samples/s.  A thread picks its arena
 at its first ``malloc``, so ``import functorch_lite`` applies this mode, before JAX starts
 XLA:CPU's threads; imported after the first JAX computation, it warns that it came too late.
+glibc's own ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (read at process start) puts such mappings
+on transparent huge pages instead: the per-example call 50 ms with ~1,300 faults instead of
+66-77 ms, the CNN's Adam step 20.0-21.0 instead of 19.4-19.9 ms (2026-12-04); it is left to you
+(and, as any ``glibc.malloc`` tunable, it turns the thresholds above off).
 
 :func:`train_chunks` says into how many pieces a train step runs its batch (per-example
 convolutional models on CPU: pieces of at least 32 examples, at most 2; measurements there).
