@@ -11,8 +11,11 @@ Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces inc
   shipped               what ``fit`` compiles (``core.xla.conv_compiler_options()``)
   relu_after_pool       Conv -> MaxPool -> relu instead of Conv -> relu -> MaxPool: the same values
                         and gradients (relu is monotone), the relu's mask at a quarter of the size
-  pool_mask_argmax      the max pool's first-maximum mask from one ``argmax`` reduce over each
-                        window instead of the chain of selects (``layers/pool.py``)
+  pool_mask_recomputed  the max pool's first-maximum index without its integer remainder, which
+                        XLA:CPU then recomputes for every element of the backward's mask instead
+                        of writing it once per window in the forward (``layers/pool.py``)
+  pool_mask_argmax      that mask from one ``argmax`` reduce over each window instead of the
+                        chain of selects
   ynn_convolution       also hand the convolutions themselves to YNNPACK
                         (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``)
   onednn                ``xla_cpu_use_onednn``
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 
 import jax
@@ -55,7 +59,7 @@ def _cnn_relu_after_pool():
         L.Flatten(), L.Dense(128), relu, L.Dense(10)])
 
 
-def _argmax_mask(x, y, shape, red):
+def _argmax_mask(x, shape, red):
     """``pool._first_max_mask`` as one argmax over each window (its first maximum as well)."""
     keep = [i for i in range(len(shape)) if i not in red]
     xt = jnp.transpose(x.reshape(shape), keep + list(red)).reshape([shape[i] for i in keep] + [-1])
@@ -98,6 +102,8 @@ def _step_variants(batch):
          "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"])
     return {"shipped": lambda: _step(nets.cnn(), lib or None, batch),
             "relu_after_pool": lambda: _step(_cnn_relu_after_pool(), lib or None, batch),
+            "pool_mask_recomputed": lambda: _step(nets.cnn(), lib or None, batch, functools.partial(
+                pool._first_max_mask, once=False)),
             "pool_mask_argmax": lambda: _step(nets.cnn(), lib or None, batch, _argmax_mask),
             "ynn_convolution": lambda: _step(nets.cnn(), ynn_conv, batch),
             "onednn": lambda: _step(nets.cnn(), {**lib, "xla_cpu_use_onednn": True}, batch)}

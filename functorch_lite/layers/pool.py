@@ -80,26 +80,62 @@ def _strided_max(x, w_items):
     return x
 
 
-def _first_max_mask(x, y, shape, red):
-    """In the windowed view ``x.reshape(shape)`` (window axes ``red``), True at the FIRST
-    position (row-major in the window) of each window's maximum, as PyTorch routes the gradient.
+def _index_dtype(n):
+    """The smallest signed integer dtype that holds ``n`` (and ``n + 1``)."""
+    return next(d for d in (np.int8, np.int16, np.int32) if n + 1 <= np.iinfo(d).max)
 
-    Each window's first maximum is found as one small integer index (a chain of selects over
-    the window positions, last to first), then compared with the positions' numbers, instead of
-    one mask per position joined by concatenation.  MNIST CNN Adam step (batch 128, 2 cores,
-    both compiled in one process, alternating 10-step blocks): 36.6 -> 32.6 ms median; the
-    step's LLVM compile 864 -> 728 ms of CPU.  A window whose maximum is NaN sends its gradient
-    to its last position."""
+
+def _first_max_index(x, shape, red, once=True):
+    """Each window's FIRST maximum (row-major in the window), as one small integer per window of
+    the windowed view ``x.reshape(shape)`` (window axes ``red``): a running maximum over the
+    window positions, taken by a later position only where it is strictly greater, or NaN (as
+    PyTorch's max pooling picks its index: a window with NaNs picks its last NaN).
+
+    The index is computed from ``x`` alone, never by comparing ``x`` with the pooled output:
+    XLA may compute the two in different fusions, and a value recomputed in one need not be
+    bit-equal to the same value in the other (the MNIST CNN's conv1, a fused sum of 9 shifted
+    windows: then no position matched and the gradient went to the wrong one).
+
+    The index ends in an integer remainder by a number above every position (the identity on
+    the positions) because XLA's fusion never copies an integer remainder into a consumer that
+    reads each of its elements several times: the index is then written once per window in the
+    forward pass (one byte each), where without it XLA:CPU recomputed the window's chain (and
+    the layer before the pool) for every element of the backward's mask.  The divisor is not a
+    power of two, which XLA's simplifier would turn into a bit mask; ``once=False`` leaves the
+    remainder out (``python -m benchmarks.step_variants``: ``pool_mask_recomputed``, 1.07x the
+    step's time).  Against the mask before (each position compared with the pooled output,
+    recomputed in the backward), the MNIST CNN's Adam step (batch 128, 2 cores, one process, 15
+    alternating rounds of 20 steps, 2026-12-04) took 0.76-0.95x the time by round (best 20.1 ->
+    17.8 ms), the same loss; its per-example gradients 67.8 -> 65.6 ms, bit-identical."""
     xw = x.reshape(shape)
     sizes = [shape[r] for r in red]
-    first = None
-    for number, pos in reversed(list(enumerate(itertools.product(*(range(n) for n in sizes))))):
+    n = math.prod(sizes)
+    dtype = _index_dtype(n)
+    floating = jnp.issubdtype(x.dtype, jnp.inexact)
+    best = first = None
+    for number, pos in enumerate(itertools.product(*(range(k) for k in sizes))):
         at = dict(zip(red, pos))
-        here = lax.squeeze(xw[tuple(slice(at[i], at[i] + 1) if i in at else slice(None)
-                                    for i in range(len(shape)))], red) == y
-        first = (jnp.full(y.shape, number, jnp.int32) if first is None
-                 else jnp.where(here, np.int32(number), first))
-    numbers = np.arange(math.prod(sizes), dtype=np.int32).reshape(
+        v = lax.squeeze(xw[tuple(slice(at[i], at[i] + 1) if i in at else slice(None)
+                                 for i in range(len(shape)))], red)
+        if best is None:
+            best, first = v, jnp.zeros(v.shape, dtype)
+            continue
+        better = (v > best) | jnp.isnan(v) if floating else v > best
+        first = jnp.where(better, np.asarray(number, dtype), first)
+        best = jnp.where(better, v, best)
+    if once and n > 1:
+        first = lax.rem(first, np.asarray(n if n & (n - 1) else n + 1, dtype))
+    return first
+
+
+def _first_max_mask(x, shape, red, once=True):
+    """In the windowed view ``x.reshape(shape)`` (window axes ``red``), True at the FIRST
+    position (row-major in the window) of each window's maximum, as PyTorch routes the gradient:
+    :func:`_first_max_index` compared with the positions' numbers (instead of one mask per
+    position joined by concatenation: MNIST CNN Adam step 36.6 -> 32.6 ms median; the step's
+    LLVM compile 864 -> 728 ms of CPU)."""
+    first = _first_max_index(x, shape, red, once)
+    numbers = np.arange(math.prod(shape[r] for r in red), dtype=first.dtype).reshape(
         [shape[i] if i in red else 1 for i in range(len(shape))])
     return jnp.expand_dims(first, red) == numbers
 
@@ -116,7 +152,7 @@ def _tiled_max_jvp(w_items, shape, red, primals, tangents):
     # single loop, instead of one interior-padded scatter per window position.
     (x,), (t,) = primals, tangents
     y = _strided_max(x, w_items)
-    mask = _first_max_mask(x, y, shape, red)
+    mask = _first_max_mask(x, shape, red)
     return y, jnp.sum(jnp.where(mask, t.reshape(shape), 0), axis=red)
 
 

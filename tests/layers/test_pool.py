@@ -237,3 +237,20 @@ def test_pool_bad_config():
     with pytest.raises(ConfigError, match=r"AdaptiveAvgPool: output_size expected an int or 2 ints for a "
                                           r"2-d input, got \(1, 2, 3\)"):
         AdaptiveAvgPool((1, 2, 3)).apply({}, {}, jnp.ones((1, 4, 4, 1)))
+
+
+def test_fast_max_pool_routes_nan_windows_as_torch(torch):
+    """A window holding NaN pools to NaN and sends its gradient to its last NaN, as torch's
+    max_pool2d (its index takes every NaN it meets); other windows are unaffected."""
+    x = np.arange(32, dtype=np.float32).reshape(1, 1, 4, 8) % 5
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan        # two NaNs in the first window
+    x[0, 0, 2, 7] = np.nan                         # one in the last window
+    w = np.arange(1, 9, dtype=np.float32).reshape(1, 1, 2, 4)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, 2)
+    (yt * torch.from_numpy(w)).sum().backward()
+    layer = MaxPool((2, 2), layout="channels_first")
+    y = layer.apply({}, {}, jnp.asarray(x))[0]
+    g = jax.jit(jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] * w)))(jnp.asarray(x))
+    np.testing.assert_array_equal(np.asarray(y), yt.detach().numpy())    # NaN where NaN
+    np.testing.assert_array_equal(np.asarray(g), xt.grad.numpy())

@@ -128,3 +128,25 @@ def test_explicit_pieces_are_checked():
     with pytest.raises(ValueError, match="chunks=4 expected to divide the batch size, got a batch "
                                          "of 10 examples"):
         _steps(_cnn(), 4, (x, jnp.zeros((10,), jnp.int32)), n=1)
+
+
+def test_the_mnist_cnn_steps_gradient_is_jax_grads():
+    """The step fit compiles for the MNIST CNN (on CPU: in pieces, with the conv library and the
+    one-channel conv's sum of shifted windows) takes jax.grad's gradient of the plain loss: SGD
+    with rate 1 moves every parameter by exactly it.  (A max pool whose mask compared a value
+    recomputed in one XLA fusion with the pooled output of another sent conv1's gradient to the
+    wrong positions in this step.)"""
+    import nets
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((64, 28, 28, 1), dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, 10, 64).astype(np.int32))
+    model = nets.cnn()
+    step = make_train_step(model, "cross_entropy", optax.sgd(1.0))
+    ts = TrainState.create(model, step.tx, jax.random.key(0), jax.ShapeDtypeStruct(x.shape, x.dtype))
+    before = jax.tree_util.tree_map(np.asarray, ts.params)
+    after, _ = step(ts, (x, y))
+    want = jax.jit(jax.grad(lambda p: fl.losses.cross_entropy(model.apply(p, {}, x)[0], y)))(before)
+    for (path, b), a, g in zip(jax.tree_util.tree_leaves_with_path(before),
+                               jax.tree_util.tree_leaves(after.params), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(b - np.asarray(a), np.asarray(g), rtol=1e-4, atol=1e-6,
+                                   err_msg=jax.tree_util.keystr(path))
