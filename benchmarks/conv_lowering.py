@@ -94,7 +94,8 @@ def _parts(variant, batch_size):
     return out
 
 
-def main(argv=None):
+def step_args(argv):
+    """``--batch`` and ``--reps`` of a step benchmark, and a random MNIST-shaped batch."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--reps", type=int, default=7)
@@ -102,19 +103,33 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     batch = (jnp.asarray(rng.standard_normal((args.batch, 28, 28, 1), dtype=np.float32)),
              jnp.asarray(rng.integers(0, 10, args.batch).astype(np.int32)))
-    lib = xla.conv_compiler_options()
-    variants = {"default": (None, "lax"), "library_lax": (lib, "lax"), "library": (lib, "auto")}
-    steps = {name: _step_runner(o, batch) for name, o in variants.items()}
-    losses = {}
-    for name in steps:                # 3 steps from the same init: the variants agree
-        fresh = _step_runner(variants[name], batch)      # its first step ran in the trace
+    return args, batch
+
+
+def interleaved_steps(makers: dict, reps: int):
+    """Each ``makers[name]()`` builds a fresh compiled step ``run()``: the loss after 3 steps of a
+    fresh one (the variants must agree) and the times of another over ``reps`` interleaved rounds
+    (load changes hit every variant alike)."""
+    steps, losses = {}, {}
+    for name, make in makers.items():
+        steps[name] = make()
+        fresh = make()                 # its first step ran compiling
         for _ in range(2):
             logs = fresh()
         losses[name] = float(logs["loss"])
     times = {name: [] for name in steps}
-    for _ in range(args.reps):        # interleaved rounds: load changes hit every variant alike
+    for _ in range(reps):
         for name, run in steps.items():
             times[name].append(_time(run, 1))
+    return times, losses
+
+
+def main(argv=None):
+    args, batch = step_args(argv)
+    lib = xla.conv_compiler_options()
+    variants = {"default": (None, "lax"), "library_lax": (lib, "lax"), "library": (lib, "auto")}
+    times, losses = interleaved_steps(
+        {name: (lambda o=o: _step_runner(o, batch)) for name, o in variants.items()}, args.reps)
     rows = [{"what": "train step (Adam)", **{n: round(min(t), 2) for n, t in times.items()}}]
     parts = {name: _parts(o, args.batch) for name, o in variants.items()}
     for part in parts["default"]:

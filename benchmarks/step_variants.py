@@ -29,7 +29,6 @@ Results: ``benchmarks/results/step_variants.{md,json}``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import math
@@ -49,7 +48,7 @@ from functorch_lite.train.state import TrainState
 from functorch_lite.train.step import make_train_step
 
 from .common import write_report
-from .conv_lowering import _time
+from .conv_lowering import _time, interleaved_steps, step_args
 
 
 def _cnn_relu_after_pool():
@@ -149,25 +148,8 @@ def _kgrad_variants(cin, cout):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=7)
-    args = ap.parse_args(argv)
-    rng = np.random.default_rng(0)
-    batch = (jnp.asarray(rng.standard_normal((args.batch, 28, 28, 1), dtype=np.float32)),
-             jnp.asarray(rng.integers(0, 10, args.batch).astype(np.int32)))
-    makers = _step_variants(batch)
-    steps, losses = {}, {}
-    for name, make in makers.items():
-        steps[name] = make()
-        fresh = make()                 # 3 steps from the same init (its first ran compiling)
-        for _ in range(2):
-            logs = fresh()
-        losses[name] = float(logs["loss"])
-    times = {name: [] for name in steps}
-    for _ in range(args.reps):         # interleaved rounds: load changes hit every variant alike
-        for name, run in steps.items():
-            times[name].append(_time(run, 1))
+    args, batch = step_args(argv)
+    times, losses = interleaved_steps(_step_variants(batch), args.reps)
     base = min(times["shipped"])
     rows = [{"what": f"train step: {n}", "ms": round(min(t), 2), "x shipped": round(min(t) / base, 3),
              "loss after 3 steps": f"{losses[n]:.7g}"} for n, t in times.items()]
