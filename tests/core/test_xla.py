@@ -239,14 +239,12 @@ import jax.numpy as jnp
 from functorch_lite.core import xla
 f = xla.jit(lambda x, w: jnp.tanh(jnp.tanh(x @ w) @ w.T).sum())   # (2048, 2048) temporaries
 x, w = jnp.ones((2048, 1024), jnp.float32), jnp.full((1024, 2048), 1e-3, jnp.float32)
-for _ in range(5):
+for _ in range(10):     # every thread that allocates has touched its arena's memory
     f(x, w).block_until_ready()
-faults = []
-for _ in range(15):     # the median call: a thread's arena touched for the first time is one call
-    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(15):
     f(x, w).block_until_ready()
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
-print(sorted(faults)[len(faults) // 2])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 15)
 """
 
 
@@ -255,9 +253,11 @@ def test_compiled_cpu_calls_reuse_their_large_buffers_instead_of_faulting_them_i
     # each call's 16 MB temporaries: glibc would give them back to the kernel on free, and the
     # next call would page-fault them in again (the MNIST CNN step: ~10,700 faults, 25% of it)
     untuned = _faults_per_call(_FAULTS, "0")
-    if untuned < 500:
+    if untuned < 200:
         pytest.skip(f"this allocator already reuses the buffers ({untuned} faults per call)")
-    # measured: 0-634 against 2,900-4,300 per call
+    # measured: 0-634 against 2,900-4,300 per call after 3 warm-up calls (flaky under load: a
+    # thread's first touch of its arena); 0 against 567-2,554 after 10 (2026-12-04, idle and
+    # with both cores busy)
     assert _faults_per_call(_FAULTS, "1") < untuned / 3
 
 
