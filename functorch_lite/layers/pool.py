@@ -99,7 +99,7 @@ def _first_max_index(x, shape, red, once=True):
     The index ends in an integer remainder by a number above every position (the identity on
     the positions) because XLA's fusion never copies an integer remainder into a consumer that
     reads each of its elements several times: the index is then written once per window in the
-    forward pass (one byte each), where without it XLA:CPU recomputed the window's chain (and
+    forward pass (one byte each up to 126 positions), where without it XLA:CPU recomputed the window's chain (and
     the layer before the pool) for every element of the backward's mask.  The divisor is not a
     power of two, which XLA's simplifier would turn into a bit mask; ``once=False`` leaves the
     remainder out (``python -m benchmarks.step_variants``: ``pool_mask_recomputed``, 1.07x the
