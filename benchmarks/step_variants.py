@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +41,7 @@ from jax import lax
 import nets
 from functorch_lite import layers as L
 from functorch_lite.core import Sequential, xla
-from functorch_lite.layers import pool
+from functorch_lite.layers import pool, shifted_conv
 from functorch_lite.layers.activations import relu
 from functorch_lite.train.state import TrainState
 from functorch_lite.train.step import make_train_step
@@ -63,9 +62,7 @@ def _argmax_mask(x, shape, red):
     keep = [i for i in range(len(shape)) if i not in red]
     xt = jnp.transpose(x.reshape(shape), keep + list(red)).reshape([shape[i] for i in keep] + [-1])
     first = jnp.argmax(xt, axis=-1).astype(jnp.int32)
-    numbers = np.arange(math.prod(shape[r] for r in red), dtype=np.int32).reshape(
-        [shape[i] if i in red else 1 for i in range(len(shape))])
-    return jnp.expand_dims(first, red) == numbers
+    return jnp.expand_dims(first, red) == pool.window_numbers(shape, red, np.int32)
 
 
 @contextlib.contextmanager
@@ -109,9 +106,8 @@ def _step_variants(batch):
 
 
 def _windows(x):
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    h, w = x.shape[1:3]
-    return [xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)]
+    """The 9 shifted windows of a 3x3 'same' conv's input, row-major in the kernel."""
+    return shifted_conv.padded_windows(x, (3, 3), ((1, 1), ((1, 1), (1, 1)), (1, 1), None))
 
 
 def _kgrad_variants(cin, cout):

@@ -99,9 +99,9 @@ def _first_max_index(x, shape, red, once=True):
     The index ends in an integer remainder by a number above every position (the identity on
     the positions) because XLA's fusion never copies an integer remainder into a consumer that
     reads each of its elements several times: the index is then written once per window in the
-    forward pass (one byte each up to 126 positions), where without it XLA:CPU recomputed the window's chain (and
-    the layer before the pool) for every element of the backward's mask.  The divisor is not a
-    power of two, which XLA's simplifier would turn into a bit mask; ``once=False`` leaves the
+    forward pass (one byte each up to 126 positions), where without it XLA:CPU recomputed the
+    window's chain (and the layer before the pool) for every element of the backward's mask.
+    The divisor is not a power of two, which XLA's simplifier would turn into a bit mask; ``once=False`` leaves the
     remainder out (``python -m benchmarks.step_variants``: ``pool_mask_recomputed``, 1.07x the
     step's time).  Against the mask before (each position compared with the pooled output,
     recomputed in the backward), the MNIST CNN's Adam step (batch 128, 2 cores, one process, 15
@@ -135,9 +135,14 @@ def _first_max_mask(x, shape, red, once=True):
     position joined by concatenation: MNIST CNN Adam step 36.6 -> 32.6 ms median; the step's
     LLVM compile 864 -> 728 ms of CPU)."""
     first = _first_max_index(x, shape, red, once)
-    numbers = np.arange(math.prod(shape[r] for r in red), dtype=first.dtype).reshape(
+    return jnp.expand_dims(first, red) == window_numbers(shape, red, first.dtype)
+
+
+def window_numbers(shape, red, dtype):
+    """The positions' numbers (row-major in the window), shaped to broadcast against the
+    windowed view ``shape`` (window axes ``red``)."""
+    return np.arange(math.prod(shape[r] for r in red), dtype=dtype).reshape(
         [shape[i] if i in red else 1 for i in range(len(shape))])
-    return jnp.expand_dims(first, red) == numbers
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
