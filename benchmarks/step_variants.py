@@ -4,8 +4,9 @@
 
 The record behind the Performance issue's missed "60% of matmul peak" target: each row is a
 change that could have made the step faster, timed interleaved with the shipped step (best of
-``reps`` rounds of 20 calls), with the loss after 3 steps from the same init (the step variants
-compute the same function, so the losses must agree to float rounding).
+``reps`` rounds of 20 calls).  The check column: for a step, the loss after 3 steps from the same
+init (the step variants compute the same function, so the losses must agree to float rounding);
+for a convolution part, its GFLOP/s; for a kernel gradient, its error against ``lax``.
 
 Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces included):
   shipped               what ``fit`` compiles (``core.xla.conv_compiler_options()``)
@@ -19,18 +20,32 @@ Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces inc
   ynn_convolution       also hand the convolutions themselves to YNNPACK
                         (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``)
   onednn                ``xla_cpu_use_onednn``
+  concurrency_scheduler ``xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED``
+  pieces_1, pieces_4    the batch in 1 or 4 pieces instead of the 2 ``fit`` uses
+                        (``core.xla.train_chunks``)
+conv2's parts (one batch piece: forward, input_grad, kernel_grad) with every thread of the process
+pinned to one core, interleaved with the same call on all cores: what each gains from the second
+core (Linux only; ``xla_cpu_multi_thread_eigen=False`` changes nothing for XLA:CPU's convolutions
+in jaxlib 0.10.2: conv2's forward ran at 1.65 ms either way).  Not the whole step: with XLA's
+thread pools squeezed onto one core its fusions and library dots wait on each other (2.0x the
+time, where a process started on one core, so with one thread per pool, takes 1.56x)
 conv2's kernel gradient alone (one batch piece: ``--batch // 2`` examples, 14x14x32 -> 64):
   lax                   what ships: the transpose of ``lax.conv`` (an XLA:CPU convolution)
   patches_dot           the 9 shifted windows stacked on the channel axis, one dot with K = N*H*W
   kw_stacked_dots       the 3 horizontal shifts stacked, one dot per kernel row (K = N*H*W)
   blocked_patches_dot   ``patches_dot`` as 4 batched dots over blocks of examples, then a sum
   nine_dots             one dot per kernel offset
+  two pieces in one program  ``lax`` for two independent pieces in one compiled call, with nine
+                        small outputs beside so that it is more than 8 thunks, which XLA:CPU's
+                        executor would run in order anyway (2x the time of one: one after the
+                        other)
 Results: ``benchmarks/results/step_variants.{md,json}``.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -75,9 +90,10 @@ def _pool_mask(fn):
         pool._first_max_mask = old
 
 
-def _step(model, options, batch, mask=None):
-    """A fresh jitted Adam step of ``model`` compiled with ``options``; returns ``run()``."""
-    step = make_train_step(model, "cross_entropy", optax.adam(1e-3), jit=False)
+def _step(model, options, batch, mask=None, chunks=None):
+    """A fresh jitted Adam step of ``model`` compiled with ``options`` (the batch in ``chunks``
+    pieces; None: as ``fit``); returns ``run()``."""
+    step = make_train_step(model, "cross_entropy", optax.adam(1e-3), jit=False, chunks=chunks)
     fn = jax.jit(step, donate_argnums=0, compiler_options=options)
     holder = [TrainState.create(model, step.tx, jax.random.key(0),
                                 jax.ShapeDtypeStruct(batch[0].shape, batch[0].dtype))]
@@ -102,7 +118,78 @@ def _step_variants(batch):
                 pool._first_max_mask, once=False)),
             "pool_mask_argmax": lambda: _step(nets.cnn(), lib or None, batch, _argmax_mask),
             "ynn_convolution": lambda: _step(nets.cnn(), ynn_conv, batch),
-            "onednn": lambda: _step(nets.cnn(), {**lib, "xla_cpu_use_onednn": True}, batch)}
+            "onednn": lambda: _step(nets.cnn(), {**lib, "xla_cpu_use_onednn": True}, batch),
+            "concurrency_scheduler": lambda: _step(nets.cnn(), {**lib, **_CONCURRENT}, batch),
+            "pieces_1": lambda: _step(nets.cnn(), lib or None, batch, chunks=1),
+            "pieces_4": lambda: _step(nets.cnn(), lib or None, batch, chunks=4)}
+
+
+_CONCURRENT = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED"}
+
+
+@contextlib.contextmanager
+def _one_core():
+    """Pin every thread of this process (XLA's pools included) to its first allowed core; after,
+    every thread then alive (one started meanwhile too) gets all the cores back."""
+    cores = os.sched_getaffinity(0)
+
+    def pin(to):
+        for t in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):       # a thread that ended meanwhile
+                os.sched_setaffinity(int(t), to)
+    pin({min(cores)})
+    try:
+        yield
+    finally:
+        pin(cores)
+
+
+def _core_rows(piece, opts, reps):
+    """conv2's parts on all cores and on one, interleaved (Linux only)."""
+    if not (hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
+            and len(os.sched_getaffinity(0)) > 1):
+        return []
+    k = jax.random.split(jax.random.key(3), 3)
+    x = jax.random.normal(k[0], (piece, 14, 14, 32))
+    w = jax.random.normal(k[1], (3, 3, 32, 64))
+    dy = jax.random.normal(k[2], (piece, 14, 14, 64))
+    inputs = {"forward": (x, w), "input_grad": (w, dy), "kernel_grad": (x, dy)}
+    runs = {}
+    for part, f in _conv_parts(32, 64).items():
+        f = jax.jit(f, compiler_options=opts)
+        runs[f"conv2 {part} ({piece} examples)"] = lambda f=f, a=inputs[part]: f(*a)
+    times = {(name, one): [] for name in runs for one in (False, True)}
+    for _ in range(reps):
+        for name, run in runs.items():
+            times[name, False].append(_time(run, 1))
+            with _one_core():
+                times[name, True].append(_time(run, 1))
+    flops = 2 * piece * 14 * 14 * 9 * 32 * 64
+    rows = []
+    for (name, one), t in times.items():
+        ms, all_cores = min(t), min(times[name, False])
+        rows.append({"what": f"{name}: {'one core' if one else 'all cores'}", "ms": round(ms, 3),
+                     "x shipped": round(ms / all_cores, 3),
+                     "check": f"{flops / ms / 1e6:.0f} GFLOP/s"})
+    return rows
+
+
+def _conv_parts(cin, cout):
+    """A 3x3 'same' convolution's three parts: ``forward(x, w)``, ``input_grad(w, dy)`` and
+    ``kernel_grad(x, dy)`` (JAX's transposes of ``lax.conv``, as the train step computes them)."""
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def forward(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+
+    def input_grad(w, dy):
+        x = jnp.zeros(dy.shape[:-1] + (cin,), dy.dtype)
+        return jax.vjp(lambda x: forward(x, w), x)[1](dy)[0]
+
+    def kernel_grad(x, dy):
+        w = jnp.zeros((3, 3, cin, cout), x.dtype)
+        return jax.vjp(lambda w: forward(x, w), w)[1](dy)[0]
+    return {"forward": forward, "input_grad": input_grad, "kernel_grad": kernel_grad}
 
 
 def _windows(x):
@@ -111,13 +198,9 @@ def _windows(x):
 
 
 def _kgrad_variants(cin, cout):
-    dn = ("NHWC", "HWIO", "NHWC")
     shape = (3, 3, cin, cout)
 
-    def lax_(x, dy):
-        w = jnp.zeros(shape, x.dtype)
-        return jax.vjp(lambda w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
-                                                          dimension_numbers=dn), w)[1](dy)[0]
+    lax_ = _conv_parts(cin, cout)["kernel_grad"]
 
     def patches_dot(x, dy):
         p = jnp.concatenate(_windows(x), axis=-1).reshape(-1, 9 * cin)
@@ -148,22 +231,34 @@ def main(argv=None):
     times, losses = interleaved_steps(_step_variants(batch), args.reps)
     base = min(times["shipped"])
     rows = [{"what": f"train step: {n}", "ms": round(min(t), 2), "x shipped": round(min(t) / base, 3),
-             "loss after 3 steps": f"{losses[n]:.7g}"} for n, t in times.items()]
+             "check": f"loss after 3 steps {losses[n]:.7g}"} for n, t in times.items()]
 
     piece = max(1, args.batch // xla.MAX_CHUNKS)
     x = jax.random.normal(jax.random.key(1), (piece, 14, 14, 32))
     dy = jax.random.normal(jax.random.key(2), (piece, 14, 14, 64))
     opts = xla.conv_compiler_options()
+    rows += _core_rows(piece, opts, args.reps)
     kfns = {n: jax.jit(f, compiler_options=opts) for n, f in _kgrad_variants(32, 64).items()}
     ref = kfns["lax"](x, dy)
     err = {n: float(jnp.max(jnp.abs(f(x, dy) - ref)) / jnp.max(jnp.abs(ref))) for n, f in kfns.items()}
+    kg = _conv_parts(32, 64)["kernel_grad"]
+    # nine small outputs beside: XLA:CPU runs a program of at most 8 thunks in order anyway
+    two = jax.jit(lambda x, dy, x2, dy2: (kg(x, dy), kg(x2, dy2),
+                                          [jnp.sin(x[i]) for i in range(9)]),
+                  compiler_options=opts)
+    x2, dy2 = x + 1, dy - 1
     ktimes = {n: [] for n in kfns}
+    ktimes["two pieces in one program"] = []
     for _ in range(args.reps):
         for n, f in kfns.items():
             ktimes[n].append(_time(lambda f=f: f(x, dy), 1))
+        ktimes["two pieces in one program"].append(_time(lambda: two(x, dy, x2, dy2), 1))
     kbase = min(ktimes["lax"])
+    err["two pieces in one program"] = None
     rows += [{"what": f"conv2 kernel grad ({piece} examples): {n}", "ms": round(min(t), 3),
-              "x shipped": round(min(t) / kbase, 3), "loss after 3 steps": f"rel. err {err[n]:.1e}"}
+              "x shipped": round(min(t) / kbase, 3),
+              "check": "independent: 2 if run one after the other" if err[n] is None
+              else f"rel. err {err[n]:.1e}"}
              for n, t in ktimes.items()]
     write_report("step_variants", rows, {"unit": "ms (best of interleaved rounds)",
                                          "batch": args.batch, "options": opts})

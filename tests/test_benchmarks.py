@@ -87,3 +87,31 @@ def test_step_variants_compute_the_shipped_function(monkeypatch):
     z = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, 4, 6, 3)).astype(np.float32))
     shape, red = (2, 2, 2, 3, 2, 3), (2, 4)
     assert bool(jnp.all(sv._argmax_mask(z, shape, red) == pool._first_max_mask(z, shape, red)))
+
+
+def test_step_variants_conv_parts_are_the_convolution_and_its_gradients(monkeypatch):
+    """The three conv2 parts the benchmark times on all cores and on one are the 'same'
+    convolution and its two gradients, checked against a numpy sum over the 9 kernel offsets."""
+    import jax
+    import numpy as np
+    sv = _step_variants(monkeypatch)
+    k = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(k[0], (2, 5, 4, 3))
+    w = jax.random.normal(k[1], (3, 3, 3, 2))
+    dy = jax.random.normal(k[2], (2, 5, 4, 2))
+    parts = sv._conv_parts(3, 2)
+    xn, wn, dyn = (np.asarray(a, np.float64) for a in (x, w, dy))
+    xp = np.pad(xn, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = np.zeros((2, 5, 4, 2))
+    dx = np.zeros_like(xp)
+    dw = np.zeros_like(wn)
+    for i in range(3):
+        for j in range(3):
+            win = xp[:, i:i + 5, j:j + 4]
+            y += win @ wn[i, j]
+            dx[:, i:i + 5, j:j + 4] += dyn @ wn[i, j].T
+            dw[i, j] = np.einsum("nhwc,nhwf->cf", win, dyn)
+    np.testing.assert_allclose(np.asarray(parts["forward"](x, w)), y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(parts["input_grad"](w, dy)), dx[:, 1:-1, 1:-1],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(parts["kernel_grad"](x, dy)), dw, rtol=1e-5, atol=1e-5)
