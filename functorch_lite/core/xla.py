@@ -155,8 +155,11 @@ def splittable(module: Any) -> bool:
 #: the examples per piece of a train step's batch on XLA:CPU (see :func:`train_chunks`)
 CHUNK_EXAMPLES = 32
 #: at most this many pieces: each one is its own copy of the forward and backward graph, and
-#: compile time grows with them (MNIST CNN, a fit's first step: whole 2.16-2.28 s, 2 pieces
-#: 2.40-2.59 s, 4 pieces 2.72-2.92 s), against the 2 s asked of a first step
+#: compile time grows with them (MNIST CNN, compiling the step and two calls: whole 0.87-1.03 s,
+#: 2 pieces 1.07-1.27 s, 4 pieces 1.31-1.45 s, 8 pieces 2.0 s, 2026-12-04), against the 2 s
+#: asked of a first step; 4 pieces were not faster in ``fit`` (8,192 images, three alternating
+#: pairs of processes: 6,585-6,667 against 6,310-6,883 samples/s; the step alone:
+#: ``benchmarks/step_variants.py``'s ``pieces_4``)
 MAX_CHUNKS = 2
 
 
@@ -167,14 +170,19 @@ def train_chunks(module: Any, batch_size: int) -> int:
     On XLA:CPU a convolutional network trains faster when its batch goes through the network
     in pieces, each piece its own forward and backward in the one compiled step (the loss is
     still the whole batch's, so the update is the same up to float rounding): each piece's
-    activations stay in cache, and the two cores run independent pieces side by side.
+    activations stay in cache, and the two cores run the pieces' independent fusions side by
+    side (not their convolutions: XLA:CPU runs those one after the other, each with the whole
+    thread pool).
     Measured on the 2-core CI machine, MNIST CNN, Adam, one process, alternating 10-step
     blocks: batch 128 in 2 pieces 0.91x the step time, in 4 pieces 0.87x, in 8 1.30x (the
     step's buffers no longer fit the allocator's reuse); batch 64 in 2 pieces 0.92x; batch 256
     in 4 pieces 0.88x; a whole epoch in ``fit`` (6,400 examples, batch 128): 1.135x the
-    samples/s in 2 pieces, 1.19x in 4.  Pieces of at least 32 examples, at most
-    :data:`MAX_CHUNKS` of them (compile time).  Convolution-free models are not split (the
-    dense MLP's matmuls run best whole), nor is anything on other backends.
+    samples/s in 2 pieces, 1.19x in 4.  The step as of 2026-12-04 (the pool's first-maximum
+    index, XLA:CPU's library dots) gains less: the whole batch took 0.99-1.05x the time of 2
+    pieces and 4 pieces 0.95-1.00x (five runs of ``benchmarks/step_variants.py``).  Pieces of
+    at least 32 examples, at most :data:`MAX_CHUNKS` of them (compile time).  Convolution-free
+    models are not split (the dense MLP's matmuls run best whole), nor is anything on other
+    backends.
 
     Only where every example is computed on its own does splitting leave the result unchanged:
     the module must say ``per_example`` (no BatchNorm: its statistics are the whole batch's) and
