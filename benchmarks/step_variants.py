@@ -21,6 +21,9 @@ Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces inc
                         (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION``)
   onednn                ``xla_cpu_use_onednn``
   concurrency_scheduler ``xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED``
+  conv2_patches_kgrad   conv2 through ``layers/shifted_conv.py``'s custom JVP with ``lax.conv``
+                        as its forward, so its kernel gradient is one ``patches^T @ g`` library dot
+                        (which XLA:CPU runs beside the other piece's, unlike a convolution)
   pieces_1, pieces_4    the batch in 1 or 4 pieces instead of the 2 ``fit`` uses
                         (``core.xla.train_chunks``)
 conv2's parts (one batch piece: forward, input_grad, kernel_grad) with every thread of the process
@@ -120,8 +123,25 @@ def _step_variants(batch):
             "ynn_convolution": lambda: _step(nets.cnn(), ynn_conv, batch),
             "onednn": lambda: _step(nets.cnn(), {**lib, "xla_cpu_use_onednn": True}, batch),
             "concurrency_scheduler": lambda: _step(nets.cnn(), {**lib, **_CONCURRENT}, batch),
+            "conv2_patches_kgrad": lambda: _patches_kgrad(lambda: _step(nets.cnn(), lib or None,
+                                                                        batch)),
             "pieces_1": lambda: _step(nets.cnn(), lib or None, batch, chunks=1),
             "pieces_4": lambda: _step(nets.cnn(), lib or None, batch, chunks=4)}
+
+
+def _patches_kgrad(build):
+    """``build()`` with every convolution traced through ``shifted_conv.conv``, whose forward is
+    ``lax.conv`` where the input has more than one channel (the kernel gradient stays the
+    patches dot)."""
+    shifted_sum, most = shifted_conv._shifted_sum, shifted_conv.MAX_CHANNELS
+
+    def forward(x, w, cfg):
+        return shifted_sum(x, w, cfg) if x.shape[-1] <= most else shifted_conv.lax_conv(x, w, cfg)
+    shifted_conv._shifted_sum, shifted_conv.MAX_CHANNELS = forward, 1 << 30
+    try:
+        return build()
+    finally:
+        shifted_conv._shifted_sum, shifted_conv.MAX_CHANNELS = shifted_sum, most
 
 
 _CONCURRENT = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED"}

@@ -115,3 +115,28 @@ def test_step_variants_conv_parts_are_the_convolution_and_its_gradients(monkeypa
     np.testing.assert_allclose(np.asarray(parts["input_grad"](w, dy)), dx[:, 1:-1, 1:-1],
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(parts["kernel_grad"](x, dy)), dw, rtol=1e-5, atol=1e-5)
+
+
+def test_step_variants_patches_kgrad_is_the_convolutions_gradient(monkeypatch):
+    """Under the conv2_patches_kgrad variant a 32-channel convolution goes through the patches
+    kernel gradient and still has lax.conv's value and gradients; the switch is undone after."""
+    import jax
+    import numpy as np
+    from functorch_lite.layers import shifted_conv
+    sv = _step_variants(monkeypatch)
+    cfg = ((1, 1), ((1, 1), (1, 1)), (1, 1), ("NHWC", "HWIO", "NHWC"))
+    x = jax.random.normal(jax.random.key(0), (2, 6, 5, 4))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 4, 3))
+
+    def loss(conv):
+        return lambda x, w: (conv(x, w, cfg) ** 2).sum()
+    want = jax.value_and_grad(loss(shifted_conv.lax_conv), argnums=(0, 1))(x, w)
+    seen = []
+
+    def build():
+        seen.append(shifted_conv.applies(x, w, groups=1, pads=cfg[1], channels_last=True))
+        return jax.value_and_grad(loss(shifted_conv.conv), argnums=(0, 1))(x, w)
+    got = sv._patches_kgrad(build)
+    assert seen == [True] and shifted_conv.MAX_CHANNELS == 1
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
