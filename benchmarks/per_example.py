@@ -2,12 +2,14 @@
 vmap of grad) against torch.func.vmap(grad) and a naive PyTorch loop, in one process; the first
 two run in alternating blocks and their ratio is the median of the blocks' ratios.
 
-    python -m benchmarks.per_example [--out result.json] [--malloc one_arena]
+    python -m benchmarks.per_example [--out result.json] [--malloc one_arena] [--dispatch sync]
 
 ``--malloc`` sets ``FUNCTORCH_LITE_CPU_MALLOC`` for this process before functorch_lite is
 imported (``one_arena``: glibc's one malloc arena, so the 205 MB result reuses its memory instead
-of being page-faulted in on every call; core/xla.py).  The process's allocator setting applies
-to torch.func as much as to us: both run in it.
+of being page-faulted in on every call; core/xla.py).  ``--dispatch sync`` turns JAX's
+``jax_cpu_enable_async_dispatch`` off before the CPU backend starts: computations then run on the
+calling thread, which allocates the result from glibc's main arena, where the thresholds keep it
+(core/xla.py).  The process's settings apply to torch.func as much as to us: both run in it.
 """
 from __future__ import annotations
 
@@ -50,10 +52,13 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--malloc", choices=["1", "0", "one_arena"], default=None,
                     help="FUNCTORCH_LITE_CPU_MALLOC for this process (default: as set, else 1)")
+    ap.add_argument("--dispatch", choices=["async", "sync"], default="async",
+                    help="JAX's CPU dispatch (jax_cpu_enable_async_dispatch)")
     args = ap.parse_args(argv)
     if args.malloc is not None:
         os.environ["FUNCTORCH_LITE_CPU_MALLOC"] = args.malloc
     import jax
+    jax.config.update("jax_cpu_enable_async_dispatch", args.dispatch == "async")
     import jax.numpy as jnp
     import functorch_lite as fl
     import nets
@@ -71,7 +76,7 @@ def main(argv=None):
     peg_lib = fl.jit(per_example, compiler_options=fl.core.xla.conv_compiler_options())
     xj, yj = jnp.asarray(x), jnp.asarray(y)
     fl_lib = lambda: jax.block_until_ready(peg_lib(params, xj, yj))
-    out = {"malloc": fl.core.xla.malloc_mode(),
+    out = {"malloc": fl.core.xla.malloc_mode(), "dispatch": args.dispatch,
            "fl_per_example_xla_defaults_ms": _best(lambda: jax.block_until_ready(peg(params, xj, yj)))}
     try:
         import torch

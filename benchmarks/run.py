@@ -100,12 +100,14 @@ def summarize(model, name, results, peak, rounds=1):
             "note": f"median of {len(mine)} rounds" if rounds > 1 else ""}
 
 
-def _per_example(malloc: str, timeout: int) -> dict:
-    """benchmarks/per_example.py in its own process, with FUNCTORCH_LITE_CPU_MALLOC=malloc."""
-    pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example", "--malloc", malloc],
-                        capture_output=True, text=True, timeout=timeout)
+def _per_example(malloc: str, timeout: int, dispatch: str = "async") -> dict:
+    """benchmarks/per_example.py in its own process, with FUNCTORCH_LITE_CPU_MALLOC=malloc and
+    JAX's CPU dispatch ``dispatch``."""
+    pe = subprocess.run([sys.executable, "-m", "benchmarks.per_example", "--malloc", malloc,
+                         "--dispatch", dispatch], capture_output=True, text=True, timeout=timeout)
     out = json.loads(pe.stdout.strip().splitlines()[-1]) if pe.returncode == 0 else {"error": pe.stderr[-300:]}
-    print(f"per-example gradients (CNN, batch 128, FUNCTORCH_LITE_CPU_MALLOC={malloc}):", out, flush=True)
+    print(f"per-example gradients (CNN, batch 128, FUNCTORCH_LITE_CPU_MALLOC={malloc}, "
+          f"{dispatch} dispatch):", out, flush=True)
     return out
 
 
@@ -140,8 +142,10 @@ def main(argv=None):
     rows = [summarize(model, name, [r for r in results if r["model"] == model], peak, args.rounds)
             for model in args.models for name in (args.only or ORDER)]
     per_example = {mode: _per_example(mode, args.timeout) for mode in ("1", "one_arena")}
+    per_example["sync"] = _per_example("1", args.timeout, dispatch="sync")
     write_report(args.report, rows, {"matmul_gflops": peak, "per_example": per_example["1"],
-                                     "per_example_one_arena": per_example["one_arena"], "raw": results,
+                                     "per_example_one_arena": per_example["one_arena"],
+                                     "per_example_sync_dispatch": per_example["sync"], "raw": results,
                                  "args": vars(args),
                                  "flops_per_sample": {m: model_flops_per_sample(m) for m in args.models}})
 

@@ -51,7 +51,11 @@ XLA:CPU's threads; imported after the first JAX computation, it warns that it ca
 glibc's own ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (read at process start) puts such mappings
 on transparent huge pages instead: the per-example call 50 ms with ~1,300 faults instead of
 66-77 ms, the CNN's Adam step 20.0-21.0 instead of 19.4-19.9 ms (2026-12-04); it is left to you
-(and, as any ``glibc.malloc`` tunable, it turns the thresholds above off).
+(and, as any ``glibc.malloc`` tunable, it turns the thresholds above off).  So is JAX's
+``jax_cpu_enable_async_dispatch=False``: computations then run on the calling thread, whose
+allocations come from the main arena (the per-example call 42-43 ms with ~30 faults), but a
+torch-style MLP loop no longer overlaps its Python with the computation (0.88-0.94x the
+samples/s; README, Performance).
 
 :func:`train_chunks` says into how many pieces a train step runs its batch (per-example
 convolutional models on CPU: pieces of at least 32 examples, at most 2; measurements there).
