@@ -583,7 +583,10 @@ def _compile(key, diff_is, const_is, update):
         # and relu backward fusions recompute the 9-tap sum, 2.4-2.6 ms each against 1.0-1.2
         # ms in fit's step), while it is faster in its forward-only graphs (eval, predict); since
         # the max pool writes its index in the forward (layers/pool.py) the two measured the same
-        # here (20.8 ms per step each, 9 alternating blocks, 2026-12-04)
+        # here in one run (20.8 ms per step each, 9 alternating blocks, 2026-12-04) and not in a
+        # later one (benchmarks.contenders' CNN loop on random data, best 40-step block of
+        # five, three alternating pairs of processes: lax.conv 21.6-22.6 ms per step, the
+        # shifted sum 23.9-24.1)
         with shifted_conv.disabled():
             (value, outs), grads = jax.value_and_grad(objective, has_aux=True)(list(diff_vals))
         olds = iter(old)
