@@ -101,12 +101,13 @@ def _first_max_index(x, shape, red, once=True):
     reads each of its elements several times: the index is then written once per window in the
     forward pass (one byte each up to 126 positions), where without it XLA:CPU recomputed the
     window's chain (and the layer before the pool) for every element of the backward's mask.
-    The divisor is not a power of two, which XLA's simplifier would turn into a bit mask; ``once=False`` leaves the
-    remainder out (``python -m benchmarks.step_variants``: ``pool_mask_recomputed``, 1.07x the
-    step's time).  Against the mask before (each position compared with the pooled output,
-    recomputed in the backward), the MNIST CNN's Adam step (batch 128, 2 cores, one process, 15
-    alternating rounds of 20 steps, 2026-12-04) took 0.76-0.95x the time by round (best 20.1 ->
-    17.8 ms), the same loss; its per-example gradients 67.8 -> 65.6 ms, bit-identical."""
+    The divisor is not a power of two, which XLA's simplifier would turn into a bit mask;
+    ``once=False`` leaves the remainder out (``python -m benchmarks.step_variants``:
+    ``pool_mask_recomputed``, 1.07x the step's time).  Against the mask before (each position
+    compared with the pooled output, recomputed in the backward), the MNIST CNN's Adam step
+    (batch 128, 2 cores, one process, 15 alternating rounds of 20 steps, 2026-12-04) took
+    0.76-0.95x the time by round (best 20.1 -> 17.8 ms), the same loss; its per-example
+    gradients 67.8 -> 65.6 ms, bit-identical."""
     xw = x.reshape(shape)
     sizes = [shape[r] for r in red]
     n = math.prod(sizes)
