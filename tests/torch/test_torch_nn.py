@@ -426,6 +426,51 @@ def test_channels_last_replay_of_conv_blocks_matches_pytorch():
         real.zero_grad()
 
 
+def _flat_head(n, torch_, how):
+    class FlatHead(n.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = n.Conv2d(2, 3, 3, padding=1)
+            features = 3 * 3 * (8 if how == "pool_2x1" else 4)
+            self.fc = n.Linear(features, 5)
+            self.fc_io = n.Linear(features, 2, bias=False)
+            self.flatten = n.Flatten()
+
+        def forward(self, x):
+            h = torch_.nn.functional.max_pool2d(torch_.relu(self.conv(x)),
+                                                (2, 1) if how == "pool_2x1" else 2)
+            if how == "view":
+                flat = h.view(h.size(0), -1)
+            elif how == "module":
+                flat = self.flatten(h)
+            else:
+                flat = torch_.flatten(h, 1)
+            flat = torch_.tanh(flat) * 2.0
+            # a second Linear, and the flattened value read by other ops and returned
+            return self.fc(flat) + (flat @ self.fc_io.weight.t()).sum(1, keepdim=True), flat
+    return FlatHead()
+
+
+@pytest.mark.parametrize("how", ["flatten", "view", "module", "pool_2x1"])
+def test_flatten_of_a_channels_last_value_into_linear_matches_pytorch(how):
+    """torch/layout.py: the ways PyTorch code flattens a conv's (channels-last inside) value
+    before a Linear; values, gradients and the flattened tensor itself are PyTorch's (NCHW
+    order), the flattened value also read by a matmul and returned."""
+    real_torch.manual_seed(0)
+    real = _flat_head(R, real_torch, how)
+    ours = copy_weights(real, _flat_head(nn, torch, how))
+    x = np.random.default_rng(1).standard_normal((3, 2, 6, 8)).astype(np.float32)
+    xr, xo = real_torch.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (yr, fr), (yo, fo) = real(xr), ours(xo)
+    (yr.pow(2).sum() + (fr * fr[:, :1]).sum()).backward()
+    (yo.pow(2).sum() + (fo * fo[:, :1]).sum()).backward()
+    assert_close(yo, yr, atol=1e-5)
+    assert_close(fo, fr, atol=1e-6)
+    assert_close(xo.grad, xr.grad, atol=1e-5)
+    for (name, p), q in zip(ours.named_parameters(), real.parameters()):
+        assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-5)
+
+
 def test_deepcopy_of_a_module_is_independent():
     import copy
     net = Net()
