@@ -24,7 +24,7 @@ Train step (``make_train_step(nets.cnn(), ...)``, the fit path, batch pieces inc
   conv2_patches_kgrad   conv2 through ``layers/shifted_conv.py``'s custom JVP with ``lax.conv``
                         as its forward, so its kernel gradient is one ``patches^T @ g`` library dot
                         (which XLA:CPU runs beside the other piece's, unlike a convolution)
-  pieces_1, pieces_4    the batch in 1 or 4 pieces instead of the 2 ``fit`` uses
+  pieces_1, pieces_2    the batch in 1 or 2 pieces instead of the 4 ``fit`` uses at batch 128
                         (``core.xla.train_chunks``)
 conv2's parts (one batch piece: forward, input_grad, kernel_grad) with every thread of the process
 pinned to one core, interleaved with the same call on all cores: what each gains from the second
@@ -32,16 +32,20 @@ core (Linux only; ``xla_cpu_multi_thread_eigen=False`` changes nothing for XLA:C
 in jaxlib 0.10.2: conv2's forward ran at 1.65 ms either way).  Not the whole step: with XLA's
 thread pools squeezed onto one core its fusions and library dots wait on each other (2.0x the
 time, where a process started on one core, so with one thread per pool, takes 1.56x)
-conv2's kernel gradient alone (one batch piece: ``--batch // 2`` examples, 14x14x32 -> 64):
+conv2's kernel gradient alone (one batch piece: ``--batch // xla.MAX_CHUNKS`` examples, 14x14x32 -> 64):
   lax                   what ships: the transpose of ``lax.conv`` (an XLA:CPU convolution)
   patches_dot           the 9 shifted windows stacked on the channel axis, one dot with K = N*H*W
   kw_stacked_dots       the 3 horizontal shifts stacked, one dot per kernel row (K = N*H*W)
   blocked_patches_dot   ``patches_dot`` as 4 batched dots over blocks of examples, then a sum
   nine_dots             one dot per kernel offset
-  two pieces in one program  ``lax`` for two independent pieces in one compiled call, with nine
-                        small outputs beside so that it is more than 8 thunks, which XLA:CPU's
-                        executor would run in order anyway (2x the time of one: one after the
-                        other)
+  winograd_f2x3         Winograd's F(2x2, 3x3) (Lavin & Gray 2015) transposed: the input's 4x4
+                        tiles and the output gradient's 2x2 tiles transformed (element-wise
+                        fusions), 16 dots of (C, tiles) x (tiles, F) with 2.25x fewer
+                        multiply-adds than the convolution, a 3x3 transform back
+  two pieces in one program  ``lax`` (and ``winograd_f2x3``, made of dots and fusions) for two
+                        independent pieces in one compiled call, with nine small outputs beside
+                        so that it is more than 8 thunks, which XLA:CPU's executor would run in
+                        order anyway (2x the time of one: one after the other)
 Results: ``benchmarks/results/step_variants.{md,json}``.
 """
 from __future__ import annotations
@@ -129,7 +133,7 @@ def _step_variants(batch):
                 {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED"}),
             "conv2_patches_kgrad": lambda: _patches_kgrad(cnn()),
             "pieces_1": cnn(chunks=1),
-            "pieces_4": cnn(chunks=4)}
+            "pieces_2": cnn(chunks=2)}
 
 
 def _patches_kgrad(build):
@@ -241,7 +245,35 @@ def _kgrad_variants(cin, cout):
         d = dy.reshape(-1, cout)
         return jnp.stack([s.reshape(-1, cin).T @ d for s in _windows(x)]).reshape(shape)
     return {"lax": lax_, "patches_dot": patches_dot, "kw_stacked_dots": kw_stacked_dots,
-            "blocked_patches_dot": blocked_patches_dot, "nine_dots": nine_dots}
+            "blocked_patches_dot": blocked_patches_dot, "nine_dots": nine_dots,
+            "winograd_f2x3": _winograd_kgrad}
+
+
+#: F(2x2, 3x3)'s kernel transform (4 x 3); its input and output transforms are in the tiles below
+_WINOGRAD_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
+
+
+def _tiles(v, axis, size, combine):
+    """``combine`` of the ``size`` slices of ``v`` along ``axis`` that start each 2-wide tile."""
+    n = (v.shape[axis] - size + 2) // 2
+    return combine([lax.slice_in_dim(v, j, j + 2 * n - 1, 2, axis) for j in range(size)])
+
+
+def _winograd_kgrad(x, dy):
+    """The kernel gradient of a 3x3 'same' convolution (x: (N, H, W, C), dy: (N, H, W, F)) as the
+    transpose of Winograd's F(2x2, 3x3) in the kernel: sum over tiles of (B^T x B) * (A dy A^T),
+    then G^T . G (odd sizes padded with zeros, which add nothing)."""
+    h, w = dy.shape[1:3]
+    eh, ew = h % 2, w % 2
+    xp = jnp.pad(x, ((0, 0), (1, 1 + eh), (1, 1 + ew), (0, 0)))
+    dyp = jnp.pad(dy, ((0, 0), (0, eh), (0, ew), (0, 0)))
+    bt = lambda s: [s[0] - s[2], s[1] + s[2], s[2] - s[1], s[1] - s[3]]     # noqa: E731
+    at = lambda s: [s[0], s[0] + s[1], s[0] - s[1], -s[1]]                  # noqa: E731
+    v = [b for a in _tiles(xp, 1, 4, bt) for b in _tiles(a, 2, 4, bt)]
+    u = [b for a in _tiles(dyp, 1, 2, at) for b in _tiles(a, 2, 2, at)]
+    c, f = x.shape[-1], dy.shape[-1]
+    m = jnp.stack([vi.reshape(-1, c).T @ ui.reshape(-1, f) for vi, ui in zip(v, u)])
+    return jnp.einsum("ak,bl,abcf->klcf", _WINOGRAD_G, _WINOGRAD_G, m.reshape(4, 4, c, f))
 
 
 def main(argv=None):
@@ -259,25 +291,27 @@ def main(argv=None):
     kfns = {n: jax.jit(f, compiler_options=opts) for n, f in _kgrad_variants(32, 64).items()}
     ref = kfns["lax"](x, dy)
     err = {n: float(jnp.max(jnp.abs(f(x, dy) - ref)) / jnp.max(jnp.abs(ref))) for n, f in kfns.items()}
-    kg = _conv_parts(32, 64)["kernel_grad"]
     # nine small outputs beside: XLA:CPU runs a program of at most 8 thunks in order anyway
-    two = jax.jit(lambda x, dy, x2, dy2: (kg(x, dy), kg(x2, dy2),
-                                          [jnp.sin(x[i]) for i in range(9)]),
-                  compiler_options=opts)
+    twos = {n: jax.jit(lambda x, dy, x2, dy2, kg=kg: (kg(x, dy), kg(x2, dy2),
+                                                      [jnp.sin(x[i]) for i in range(9)]),
+                       compiler_options=opts)
+            for n, kg in _kgrad_variants(32, 64).items() if n in ("lax", "winograd_f2x3")}
     x2, dy2 = x + 1, dy - 1
     ktimes = {n: [] for n in kfns}
-    two_times = []
+    two_times = {n: [] for n in twos}
     for _ in range(args.reps):
         for n, f in kfns.items():
             ktimes[n].append(_time(lambda f=f: f(x, dy), 1))
-        two_times.append(_time(lambda: two(x, dy, x2, dy2), 1))
+        for n, f in twos.items():
+            two_times[n].append(_time(lambda f=f: f(x, dy, x2, dy2), 1))
     kbase = min(ktimes["lax"])
     rows += [{"what": f"conv2 kernel grad ({piece} examples): {n}", "ms": round(min(t), 3),
               "x shipped": round(min(t) / kbase, 3), "check": f"rel. err {err[n]:.1e}"}
              for n, t in ktimes.items()]
-    rows.append({"what": f"conv2 kernel grad ({piece} examples): two pieces in one program",
-                 "ms": round(min(two_times), 3), "x shipped": round(min(two_times) / kbase, 3),
-                 "check": "independent: 2 if run one after the other"})
+    rows += [{"what": f"conv2 kernel grad ({piece} examples): two pieces in one program, {n}",
+              "ms": round(min(t), 3), "x shipped": round(min(t) / kbase, 3),
+              "check": f"{min(t) / min(ktimes[n]):.2f}x one piece (2: one after the other)"}
+             for n, t in two_times.items()]
     write_report("step_variants", rows, {"unit": "ms (best of interleaved rounds)",
                                          "batch": args.batch, "options": opts})
 
