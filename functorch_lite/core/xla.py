@@ -58,7 +58,7 @@ torch-style MLP loop no longer overlaps its Python with the computation (0.88-0.
 samples/s; README, Performance).
 
 :func:`train_chunks` says into how many pieces a train step runs its batch (per-example
-convolutional models on CPU: pieces of at least 32 examples, at most 2; measurements there).
+convolutional models on CPU: pieces of at least 32 examples, at most 4; measurements there).
 """
 from __future__ import annotations
 
@@ -161,10 +161,13 @@ CHUNK_EXAMPLES = 32
 #: at most this many pieces: each one is its own copy of the forward and backward graph, and
 #: compile time grows with them (MNIST CNN, compiling the step and two calls: whole 0.87-1.03 s,
 #: 2 pieces 1.07-1.27 s, 4 pieces 1.31-1.45 s, 8 pieces 2.0 s, 2026-12-04), against the 2 s
-#: asked of a first step; 4 pieces were not faster in ``fit`` (8,192 images, three alternating
-#: pairs of processes: 6,585-6,667 against 6,310-6,883 samples/s; the step alone:
-#: ``benchmarks/step_variants.py``'s ``pieces_4``)
-MAX_CHUNKS = 2
+#: asked of a first step.  4 pieces against 2 (MNIST CNN, batch 128, 3 epochs of 60,000
+#: images, alternating processes, 2026-12-04): ``fit`` 7,271-7,326 against 6,285-6,852
+#: samples/s (3 pairs), the Keras adapter 7,464-7,883 against 6,891-6,933 and the torch
+#: adapter 6,325-6,832 against 5,980-6,667 (2 pairs each); the first step 1.40-1.44 s against
+#: 1.08-1.12 s, the peak RSS 70-150 MB more.  (An earlier run of 8,192-image epochs had shown no
+#: gain: 6,585-6,667 against 6,310-6,883; the step alone: ``benchmarks/step_variants.py``.)
+MAX_CHUNKS = 4
 
 
 def train_chunks(module: Any, batch_size: int) -> int:
@@ -183,8 +186,9 @@ def train_chunks(module: Any, batch_size: int) -> int:
     in 4 pieces 0.88x; a whole epoch in ``fit`` (6,400 examples, batch 128): 1.135x the
     samples/s in 2 pieces, 1.19x in 4.  The step as of 2026-12-04 (the pool's first-maximum
     index, XLA:CPU's library dots) gains less: the whole batch took 0.99-1.05x the time of 2
-    pieces and 4 pieces 0.95-1.00x (five runs of ``benchmarks/step_variants.py``).  Pieces of
-    at least 32 examples, at most :data:`MAX_CHUNKS` of them (compile time).  Convolution-free
+    pieces and 4 pieces 0.92-1.00x (six runs of ``benchmarks/step_variants.py``), while whole
+    epochs of ``fit`` ran at 1.07-1.16x the samples/s in 4 pieces than in 2 (:data:`MAX_CHUNKS`).
+    Pieces of at least 32 examples, at most :data:`MAX_CHUNKS` of them (compile time).  Convolution-free
     models are not split (the dense MLP's matmuls run best whole), nor is anything on other
     backends.
 
