@@ -32,7 +32,8 @@ core (Linux only; ``xla_cpu_multi_thread_eigen=False`` changes nothing for XLA:C
 in jaxlib 0.10.2: conv2's forward ran at 1.65 ms either way).  Not the whole step: with XLA's
 thread pools squeezed onto one core its fusions and library dots wait on each other (2.0x the
 time, where a process started on one core, so with one thread per pool, takes 1.56x)
-conv2's kernel gradient alone (one batch piece: ``--batch // xla.MAX_CHUNKS`` examples, 14x14x32 -> 64):
+conv2's kernel gradient alone (one batch piece: ``--batch // xla.MAX_CHUNKS`` examples,
+14x14x32 -> 64):
   lax                   what ships: the transpose of ``lax.conv`` (an XLA:CPU convolution)
   patches_dot           the 9 shifted windows stacked on the channel axis, one dot with K = N*H*W
   kw_stacked_dots       the 3 horizontal shifts stacked, one dot per kernel row (K = N*H*W)

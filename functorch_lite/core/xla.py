@@ -187,10 +187,10 @@ def train_chunks(module: Any, batch_size: int) -> int:
     samples/s in 2 pieces, 1.19x in 4.  The step as of 2026-12-04 (the pool's first-maximum
     index, XLA:CPU's library dots) gains less: the whole batch took 0.99-1.05x the time of 2
     pieces and 4 pieces 0.92-1.00x (six runs of ``benchmarks/step_variants.py``), while whole
-    epochs of ``fit`` ran at 1.07-1.16x the samples/s in 4 pieces than in 2 (:data:`MAX_CHUNKS`).
-    Pieces of at least 32 examples, at most :data:`MAX_CHUNKS` of them (compile time).  Convolution-free
-    models are not split (the dense MLP's matmuls run best whole), nor is anything on other
-    backends.
+    epochs of ``fit`` in 4 pieces ran at 1.06-1.17x the samples/s of 2 (:data:`MAX_CHUNKS`).
+    Pieces of at least 32 examples, at most :data:`MAX_CHUNKS` of them (compile time).
+    Convolution-free models are not split (the dense MLP's matmuls run best whole), nor is
+    anything on other backends.
 
     Only where every example is computed on its own does splitting leave the result unchanged:
     the module must say ``per_example`` (no BatchNorm: its statistics are the whole batch's) and

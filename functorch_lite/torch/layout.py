@@ -11,9 +11,10 @@ Values are the same up to float summation order; gradients flow through the tran
 Measured and not kept: a flatten feeding a ``Linear`` taken channels-last as well, with the
 Linear's weight columns permuted into (spatial, channel) order instead of transposing the
 activations.  For the MNIST CNN's loop it was slower, 20.9-22.2 ms per step (median of 9
-interleaved rounds, 3 runs) against 19.8-20.2: the weight (128 x 3136) is twice one batch
-piece's activations (64 x 3136), and its transposes (forward and gradient, 0.27-0.34 ms each
-alone) cost more than the activations' ones, which XLA fuses into the pooling.
+interleaved rounds, 3 runs, the batch in 2 pieces then) against 19.8-20.2: the weight
+(128 x 3136) is twice one piece's activations (64 x 3136), and its transposes (forward and
+gradient, 0.27-0.34 ms each alone) cost more than the activations' ones, which XLA fuses into
+the pooling.
 """
 from __future__ import annotations
 
