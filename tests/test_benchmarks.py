@@ -38,6 +38,20 @@ def test_a_round_without_fl_fit_gives_no_ratio_for_that_round(monkeypatch):
     assert row["x fl_fit"] == 0.8 and row["x fl_fit per round"] == "0.800"
 
 
+
+def test_reports_name_the_processor_and_its_vector_unit(monkeypatch):
+    """Two machines of one size differ threefold in matmul rate: each report says which ran it."""
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.common import cpu_model
+    xeon = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8488C\n"
+            "flags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n\nprocessor\t: 1\n"
+            "model name\t: Intel(R) Xeon(R) Platinum 8488C\nflags\t\t: fpu\n")
+    assert cpu_model(xeon) == "Intel(R) Xeon(R) Platinum 8488C (avx512f)"
+    assert cpu_model("model name\t: AMD EPYC\nflags\t\t: sse2 avx avx2 fma\n") == "AMD EPYC (avx2)"
+    assert cpu_model("model name\t: Some CPU\n") == "Some CPU"
+    import platform
+    assert cpu_model("processor\t: 0\n") == (platform.processor() or platform.machine())
+
 def _step_variants(monkeypatch):
     monkeypatch.syspath_prepend(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from benchmarks import step_variants
